@@ -1,0 +1,72 @@
+"""Run configuration: MLproject parameters -> --kebab-case flags -> a frozen config -> log_params.
+
+No heavy imports here, so the CLI can build its options (and answer --help) without TensorFlow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from carnn_pyfunc.data import DEFAULT_DATA_PATH
+
+# Python types of config fields, by their annotation (annotations are strings here).
+FIELD_TYPES: dict[str, type] = {"int": int, "float": float, "str": str}
+
+
+def _param(default, help_text: str, check=None):
+    """A config field with its CLI help and an optional validity check (value -> bool)."""
+    return field(default=default, metadata={"help": help_text, "check": check})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on; logged as the run's parameters."""
+
+    epochs: int = _param(
+        300, "maximum number of epochs (early stopping may end sooner)", lambda v: v >= 1
+    )
+    batch_size: int = _param(32, "mini-batch size", lambda v: v >= 1)
+    learning_rate: float = _param(0.003, "Adam learning rate", lambda v: 0 < v < 1)
+    hidden_units: int = _param(64, "units in each hidden layer", lambda v: v >= 1)
+    hidden_layers: int = _param(2, "number of hidden layers", lambda v: 0 <= v <= 16)
+    dropout: float = _param(0.0, "dropout rate after each hidden layer", lambda v: 0 <= v < 1)
+    patience: int = _param(
+        40, "early-stopping patience in epochs on validation loss; 0 = off", lambda v: v >= 0
+    )
+    seed: int = _param(
+        42, "seed for the split, the weight initialisation and shuffling", lambda v: v >= 0
+    )
+    test_size: float = _param(
+        0.2, "share of the data held out as the test split", lambda v: 0 < v < 1
+    )
+    validation_size: float = _param(
+        0.2, "share of the training split used for per-epoch validation", lambda v: 0 < v < 1
+    )
+    min_maker_count: int = _param(
+        5, "makers with fewer training rows are grouped as 'other'", lambda v: v >= 1
+    )
+    registered_model_name: str = _param(
+        "carnn", "registered model to add a version to; empty: do not register", lambda v: True
+    )
+    experiment_name: str = _param(
+        "carnn",
+        "MLflow experiment of the run (unless the run was started by `mlflow run`)",
+        lambda v: bool(v.strip()),
+    )
+    data_path: str = _param(
+        str(DEFAULT_DATA_PATH), "the raw UCI auto-mpg.data file", lambda v: Path(v).is_file()
+    )
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            expected = FIELD_TYPES[f.type]
+            if expected is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+                object.__setattr__(self, f.name, value)
+            if not isinstance(value, expected) or isinstance(value, bool):
+                raise ValueError(f"{f.name}: expected {f.type}, got {value!r}")
+            check = f.metadata["check"]
+            if check is not None and not check(value):
+                raise ValueError(f"{f.name}: {value!r} is not valid: {f.metadata['help']}")

@@ -1,0 +1,335 @@
+"""THE feature contract: raw car records -> the network's input matrix.
+
+Training fits it on the training split only (:func:`fit_contract`); serving loads the fitted state
+and only applies it (:meth:`FeatureContract.transform`). There is no other copy of this logic.
+
+The transform is written for the serving hot path: one validation pass and one encoding pass on
+NumPy arrays with precomputed column positions; no per-request ``get_dummies``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+from sklearn.preprocessing import MinMaxScaler
+
+CONTRACT_FORMAT = 1
+
+NUMERIC_FIELDS = ("cylinders", "displacement", "horsepower", "weight", "acceleration", "year")
+REQUIRED_FIELDS = ("cylinders", "displacement", "weight", "acceleration", "year")
+OPTIONAL_FIELDS = ("horsepower", "origin", "name")
+INPUT_FIELDS = (*NUMERIC_FIELDS, "origin", "name")
+
+ORIGINS = {1: "usa", 2: "europe", 3: "japan"}
+OTHER_MAKER = "other"
+
+# Misspellings and aliases of makers found in the UCI car names (see data/README.md).
+MAKER_ALIASES = {
+    "chevy": "chevrolet",
+    "chevroelt": "chevrolet",
+    "vw": "volkswagen",
+    "vokswagen": "volkswagen",
+    "maxda": "mazda",
+    "toyouta": "toyota",
+    "mercedes-benz": "mercedes",
+}
+
+# What a real car can have: (lowest, highest, whether the lowest itself is allowed, meaning).
+LIMITS: dict[str, tuple[float, float, bool, str]] = {
+    "cylinders": (2, 16, True, "a whole number of cylinders from 2 to 16"),
+    "displacement": (0, 1000, False, "cubic inches, greater than 0 and at most 1000"),
+    "horsepower": (0, 2000, False, "horsepower, greater than 0 and at most 2000"),
+    "weight": (0, 20000, False, "pounds, greater than 0 and at most 20000"),
+    "acceleration": (0, 100, False, "seconds from 0 to 60 mph, greater than 0 and at most 100"),
+    "year": (0, 2099, True, "a model year: two digits (76 for 1976) or four digits 1900-2099"),
+}
+
+_ORIGIN_MEANING = "1 (USA), 2 (Europe) or 3 (Japan)"
+_FACTORIZE_FROM_ROWS = 64
+_IDENTITY = np.arange(_FACTORIZE_FROM_ROWS)
+_CYLINDERS, _HORSEPOWER, _YEAR = (
+    NUMERIC_FIELDS.index(f) for f in ("cylinders", "horsepower", "year")
+)
+
+PINNED_LIBRARIES = ("mlflow", "tensorflow", "keras", "scikit-learn", "pandas", "numpy", "joblib")
+
+
+class InvalidRecordError(ValueError):
+    """A record cannot be scored; the message names the field, the row and what was expected."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+
+
+def maker_of(name: object, aliases: dict[str, str] = MAKER_ALIASES) -> str | None:
+    """The maker: the first word of a car name, lower case, with known aliases folded."""
+    if not isinstance(name, str):
+        return None
+    words = name.strip().lower().split(maxsplit=1)
+    if not words:
+        return None
+    return aliases.get(words[0], words[0])
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries the model depends on."""
+    return {lib: metadata.version(lib) for lib in PINNED_LIBRARIES}
+
+
+@dataclass(frozen=True)
+class FeatureContract:
+    """Fitted state of the feature contract (everything but the scaler is JSON)."""
+
+    horsepower_median: float
+    makers: tuple[str, ...]  # known makers; the last one is OTHER_MAKER
+    maker_origin: dict[str, int]  # most common origin of each known maker in training
+    origin_frequencies: tuple[float, ...]  # share of USA, Europe, Japan in training
+    scaler: MinMaxScaler = field(repr=False, compare=False)
+    maker_aliases: dict[str, str] = field(default_factory=lambda: dict(MAKER_ALIASES))
+    limits: dict[str, tuple[float, float, bool, str]] = field(default_factory=lambda: dict(LIMITS))
+    versions: dict[str, str] = field(default_factory=library_versions)
+
+    # ----------------------------------------------------------------- layout
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        origins = tuple(f"origin_{name}" for name in ORIGINS.values())
+        return (*NUMERIC_FIELDS, *origins, *(f"maker_{m}" for m in self.makers))
+
+    @property
+    def n_features(self) -> int:
+        return len(NUMERIC_FIELDS) + len(ORIGINS) + len(self.makers)
+
+    def __post_init__(self) -> None:
+        # Precomputed positions and arrays for the hot path (frozen dataclass: set via object).
+        n_num = len(NUMERIC_FIELDS)
+        maker_index = {maker: i for i, maker in enumerate(self.makers)}
+        object.__setattr__(self, "_origin_offset", n_num)
+        object.__setattr__(self, "_maker_offset", n_num + len(ORIGINS))
+        object.__setattr__(self, "_maker_index", maker_index)
+        object.__setattr__(self, "_other_index", maker_index[OTHER_MAKER])
+        object.__setattr__(
+            self,
+            "_origin_by_maker",
+            np.array([self.maker_origin.get(m, 0) for m in self.makers], dtype=np.int64),
+        )
+        # Inclusive bounds per numeric field; an exclusive lower bound moves up by one ulp.
+        low = np.array(
+            [
+                lo if inclusive else np.nextafter(lo, np.inf)
+                for lo, _, inclusive, _ in (self.limits[f] for f in NUMERIC_FIELDS)
+            ]
+        )
+        high = np.array([self.limits[f][1] for f in NUMERIC_FIELDS], dtype=np.float64)
+        object.__setattr__(self, "_bounds", (low, high))
+        object.__setattr__(self, "_scale", np.asarray(self.scaler.scale_, dtype=np.float64))
+        object.__setattr__(self, "_shift", np.asarray(self.scaler.min_, dtype=np.float64))
+        object.__setattr__(
+            self, "_origin_freq", np.asarray(self.origin_frequencies, dtype=np.float32)
+        )
+
+    # -------------------------------------------------------------- transform
+    def transform(self, records: pd.DataFrame) -> np.ndarray:
+        """Validate raw records and encode them as the network's float32 input matrix.
+
+        Raises ``InvalidRecordError`` naming the field, the first bad row and what was expected.
+        """
+        n_rows = len(records)
+        if n_rows == 0:
+            raise InvalidRecordError("input", "no records: expected at least one car")
+        numeric = np.empty((n_rows, len(NUMERIC_FIELDS)), dtype=np.float64)
+        for j, name in enumerate(NUMERIC_FIELDS):
+            numeric[:, j] = self._numeric_column(records, name, n_rows)
+        self._check_values(numeric)
+
+        _impute_and_normalise(numeric, self.horsepower_median)
+        out = np.zeros((n_rows, self.n_features), dtype=np.float32)
+        out[:, : len(NUMERIC_FIELDS)] = numeric * self._scale + self._shift
+
+        maker_idx = self._maker_indices(records, n_rows)
+        rows = np.arange(n_rows)
+        out[rows, self._maker_offset + maker_idx] = 1.0
+
+        origin = self._origins(records, n_rows, maker_idx)
+        known = origin > 0
+        out[rows[known], self._origin_offset + origin[known] - 1] = 1.0
+        if not known.all():
+            out[~known, self._origin_offset : self._maker_offset] = self._origin_freq
+        return out
+
+    def _numeric_column(self, records: pd.DataFrame, name: str, n_rows: int) -> np.ndarray:
+        """One field as float64 (NaN where null); a missing required field is an error."""
+        if name not in records.columns:
+            if name in REQUIRED_FIELDS:
+                raise InvalidRecordError(
+                    name, f"missing required field; expected {self.limits[name][3]}"
+                )
+            return np.full(n_rows, np.nan)
+        column = records[name]
+        values = column.to_numpy()
+        try:
+            if values.dtype.kind in "iuf":  # plain NumPy numbers: no null handling needed
+                return values.astype(np.float64, copy=False)
+            return column.to_numpy(dtype=np.float64, na_value=np.nan)
+        except (TypeError, ValueError):
+            bad = _first_non_numeric(column)
+            expected = _ORIGIN_MEANING if name == "origin" else "a number"
+            raise InvalidRecordError(
+                name, f"row {bad} has {column.iloc[bad]!r}; expected {expected}"
+            ) from None
+
+    def _check_values(self, numeric: np.ndarray) -> None:
+        """Required fields present and every present value within what a real car has."""
+        low, high = self._bounds
+        with np.errstate(invalid="ignore"):
+            bad = ~((numeric >= low) & (numeric <= high))  # NaN counts as bad here ...
+            bad[:, _HORSEPOWER] &= ~np.isnan(numeric[:, _HORSEPOWER])  # ... but hp is optional
+            cylinders = numeric[:, _CYLINDERS]
+            bad[:, _CYLINDERS] |= cylinders != np.round(cylinders)
+            year = numeric[:, _YEAR]
+            bad[:, _YEAR] |= (year > 99) & (year < 1900)
+        if not bad.any():
+            return
+        row, j = divmod(int(np.argmax(bad)), bad.shape[1])  # first bad row, then field
+        name, value = NUMERIC_FIELDS[j], numeric[row, j]
+        count = f"{int(bad[:, j].sum())} of {len(numeric)} rows"
+        what = "is null" if np.isnan(value) else f"has {value:g}"
+        required = "a required field: " if np.isnan(value) else ""
+        raise InvalidRecordError(
+            name, f"row {row} {what} ({count}); {required}expected {self.limits[name][3]}"
+        )
+
+    def _maker_indices(self, records: pd.DataFrame, n_rows: int) -> np.ndarray:
+        if "name" not in records.columns:
+            return np.full(n_rows, self._other_index, dtype=np.int64)
+        names = records["name"].to_numpy(dtype=object)
+        if n_rows > _FACTORIZE_FROM_ROWS:
+            codes, uniques = pd.factorize(names, use_na_sentinel=True)  # null -> -1
+        else:  # a few rows: cheaper to look every name up than to factorize
+            codes, uniques = _IDENTITY[:n_rows], names
+        lookup = np.array(
+            [
+                self._maker_index.get(maker_of(n, self.maker_aliases), self._other_index)
+                for n in uniques
+            ]
+            + [self._other_index],  # code -1, a null name
+            dtype=np.int64,
+        )
+        return lookup[codes]
+
+    def _origins(self, records: pd.DataFrame, n_rows: int, maker_idx: np.ndarray) -> np.ndarray:
+        """Origin code per row (1-3), or 0 where unknown even from the maker."""
+        raw = self._numeric_column(records, "origin", n_rows)
+        missing = np.isnan(raw)
+        bad = ~missing & (raw != 1) & (raw != 2) & (raw != 3)
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise InvalidRecordError(
+                "origin",
+                f"row {row} has {raw[row]:g}; expected {_ORIGIN_MEANING}",
+            )
+        codes = np.where(missing, 0, raw).astype(np.int64)
+        if missing.any():
+            # A known maker tells the origin; otherwise the row stays unknown (0).
+            codes[missing] = self._origin_by_maker[maker_idx[missing]]
+        return codes
+
+    # ---------------------------------------------------------- persistence
+    def to_json_dict(self) -> dict[str, Any]:
+        """Everything but the scaler, as plain JSON (the scaler goes to joblib)."""
+        state = asdict(self)
+        state.pop("scaler")
+        return {
+            "format": CONTRACT_FORMAT,
+            "input_fields": list(INPUT_FIELDS),
+            "required_fields": list(REQUIRED_FIELDS),
+            "optional_fields": list(OPTIONAL_FIELDS),
+            "scaled_fields": list(NUMERIC_FIELDS),
+            "origins": {str(code): name for code, name in ORIGINS.items()},
+            "feature_names": list(self.feature_names),
+            **state,
+        }
+
+    def save(self, contract_path: str | Path, scaler_path: str | Path) -> None:
+        Path(contract_path).write_text(json.dumps(self.to_json_dict(), indent=2) + "\n")
+        joblib.dump(self.scaler, scaler_path)
+
+    @classmethod
+    def load(cls, contract_path: str | Path, scaler_path: str | Path) -> FeatureContract:
+        state = json.loads(Path(contract_path).read_text())
+        if state.get("format") != CONTRACT_FORMAT:
+            raise ValueError(
+                f"{contract_path}: contract format {state.get('format')!r}, "
+                f"expected {CONTRACT_FORMAT}"
+            )
+        contract = cls(
+            horsepower_median=float(state["horsepower_median"]),
+            makers=tuple(state["makers"]),
+            maker_origin={k: int(v) for k, v in state["maker_origin"].items()},
+            origin_frequencies=tuple(state["origin_frequencies"]),
+            scaler=joblib.load(scaler_path),
+            maker_aliases=dict(state["maker_aliases"]),
+            limits={k: tuple(v) for k, v in state["limits"].items()},
+            versions=dict(state["versions"]),
+        )
+        if list(contract.feature_names) != state["feature_names"]:
+            raise ValueError(f"{contract_path}: feature names do not match the contract layout")
+        return contract
+
+
+def fit_contract(train: pd.DataFrame, *, min_maker_count: int = 5) -> FeatureContract:
+    """Fit the contract on the training split only.
+
+    Makers with fewer than ``min_maker_count`` training rows are grouped as ``other``;
+    missing horsepower is imputed with the training median; a MinMaxScaler is fitted on the
+    numeric fields after imputation.
+    """
+    if min_maker_count < 1:
+        raise ValueError("min_maker_count must be at least 1")
+    makers = train["name"].map(maker_of)
+    counts = makers.value_counts()
+    vocabulary = sorted(m for m, c in counts.items() if c >= min_maker_count and m != OTHER_MAKER)
+    maker_origin = {m: int(train.loc[makers == m, "origin"].mode().iloc[0]) for m in vocabulary}
+    origin_share = train["origin"].value_counts(normalize=True)
+    hp_median = float(train["horsepower"].median())
+    if math.isnan(hp_median):
+        raise ValueError("horsepower: no training row has a value to take the median of")
+
+    numeric = train[list(NUMERIC_FIELDS)].to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+    _impute_and_normalise(numeric, hp_median)
+    scaler = MinMaxScaler().fit(numeric)
+    return FeatureContract(
+        horsepower_median=hp_median,
+        makers=(*vocabulary, OTHER_MAKER),
+        maker_origin=maker_origin,
+        origin_frequencies=tuple(float(origin_share.get(code, 0.0)) for code in ORIGINS),
+        scaler=scaler,
+    )
+
+
+def _impute_and_normalise(numeric: np.ndarray, horsepower_median: float) -> None:
+    """In place, on a matrix of NUMERIC_FIELDS: impute horsepower, make years two-digit."""
+    hp = numeric[:, _HORSEPOWER]
+    hp[np.isnan(hp)] = horsepower_median
+    year = numeric[:, _YEAR]
+    year[year >= 1900] -= 1900
+
+
+def _first_non_numeric(column: pd.Series) -> int:
+    """Position of the first value that is neither null nor a number."""
+    for position, value in enumerate(column):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            return position
+    return 0
