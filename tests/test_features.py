@@ -1,0 +1,198 @@
+"""The feature contract: fitted on training data only, applied identically everywhere."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from carnn_pyfunc import data
+from carnn_pyfunc.features import (
+    NUMERIC_FIELDS,
+    OTHER_MAKER,
+    FeatureContract,
+    InvalidRecordError,
+    fit_contract,
+    maker_of,
+)
+
+GOOD = {
+    "cylinders": 4,
+    "displacement": 97.0,
+    "horsepower": 88.0,
+    "weight": 2130.0,
+    "acceleration": 14.5,
+    "year": 70,
+    "origin": 3,
+    "name": "datsun pl510",
+}
+
+
+@pytest.fixture(scope="module")
+def splits(auto_mpg):
+    return data.split(auto_mpg, test_size=0.2, seed=11)
+
+
+@pytest.fixture(scope="module")
+def contract(splits):
+    return fit_contract(splits[0])
+
+
+def records(**changes) -> pd.DataFrame:
+    row = {**GOOD, **changes}
+    return pd.DataFrame([{k: v for k, v in row.items() if v is not DROP}])
+
+
+DROP = object()
+
+
+@pytest.mark.parametrize(
+    ("name", "maker"),
+    [
+        ("chevy malibu", "chevrolet"),
+        ("chevroelt chevelle malibu", "chevrolet"),
+        ("vw rabbit", "volkswagen"),
+        ("vokswagen rabbit", "volkswagen"),
+        ("maxda rx3", "mazda"),
+        ("toyouta corona", "toyota"),
+        ("mercedes-benz 280s", "mercedes"),
+        ("Ford Pinto", "ford"),
+        ("  honda civic ", "honda"),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_maker_folds_misspellings_and_aliases(name, maker):
+    assert maker_of(name) == maker
+
+
+def test_fitted_on_training_split_only(splits, contract):
+    train = splits[0]
+    assert contract.horsepower_median == train["horsepower"].median()
+    numeric = train[list(NUMERIC_FIELDS)].fillna({"horsepower": contract.horsepower_median})
+    np.testing.assert_allclose(contract.scaler.data_min_, numeric.min().to_numpy())
+    np.testing.assert_allclose(contract.scaler.data_max_, numeric.max().to_numpy())
+    # Every maker in the vocabulary has enough training rows; rare ones are grouped.
+    counts = train["name"].map(maker_of).value_counts()
+    assert contract.makers[-1] == OTHER_MAKER
+    assert all(counts[m] >= 5 for m in contract.makers[:-1])
+    assert "triumph" not in contract.makers
+
+
+def test_training_rows_scale_into_unit_range(splits, contract):
+    matrix = contract.transform(splits[0])
+    assert matrix.dtype == np.float32
+    assert matrix.shape == (len(splits[0]), contract.n_features)
+    assert matrix.min() >= 0.0
+    assert matrix.max() <= 1.0 + 1e-6
+    # Exactly one origin and one maker column set per training row.
+    origin = slice(len(NUMERIC_FIELDS), len(NUMERIC_FIELDS) + 3)
+    assert (matrix[:, origin].sum(axis=1) == 1).all()
+    assert (matrix[:, origin.stop :].sum(axis=1) == 1).all()
+
+
+def test_feature_names_match_the_matrix(contract):
+    names = contract.feature_names
+    assert len(names) == contract.n_features
+    row = contract.transform(records())[0]
+    assert row[names.index("origin_japan")] == 1.0
+    assert row[names.index("maker_datsun")] == 1.0
+    assert row[names.index("origin_usa")] == 0.0
+
+
+def test_missing_horsepower_is_imputed_with_training_median(contract):
+    imputed = contract.transform(records(horsepower=None))
+    median = contract.transform(records(horsepower=contract.horsepower_median))
+    np.testing.assert_array_equal(imputed, median)
+    zero_hp = (0 - contract.scaler.data_min_[2]) * contract.scaler.scale_[2]
+    assert imputed[0, 2] != pytest.approx(zero_hp)
+
+
+def test_absent_optional_fields_are_handled(contract):
+    row = contract.transform(records(horsepower=DROP, origin=DROP, name=DROP))[0]
+    names = contract.feature_names
+    assert row[names.index(f"maker_{OTHER_MAKER}")] == 1.0
+    origin = row[names.index("origin_usa") : names.index("origin_japan") + 1]
+    np.testing.assert_allclose(origin, contract.origin_frequencies, rtol=1e-6)
+
+
+def test_missing_origin_is_taken_from_a_known_maker(contract):
+    row = contract.transform(records(origin=None, name="toyota corolla"))[0]
+    assert row[contract.feature_names.index("origin_japan")] == 1.0
+
+
+def test_unknown_maker_is_other(contract):
+    row = contract.transform(records(name="tesla model 3"))[0]
+    assert row[contract.feature_names.index(f"maker_{OTHER_MAKER}")] == 1.0
+
+
+def test_four_digit_year_equals_two_digit(contract):
+    np.testing.assert_array_equal(
+        contract.transform(records(year=1976)), contract.transform(records(year=76))
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "expected"),
+    [
+        ({"weight": DROP}, "weight", "missing required field"),
+        ({"weight": None}, "weight", "row 0 is null"),
+        ({"weight": 0}, "weight", "greater than 0"),
+        ({"weight": -3504}, "weight", "has -3504"),
+        ({"weight": float("inf")}, "weight", "has inf"),
+        ({"displacement": -1}, "displacement", "cubic inches"),
+        ({"horsepower": 0}, "horsepower", "greater than 0"),
+        ({"acceleration": float("nan")}, "acceleration", "is null"),
+        ({"cylinders": 1}, "cylinders", "from 2 to 16"),
+        ({"cylinders": 40}, "cylinders", "from 2 to 16"),
+        ({"cylinders": 4.5}, "cylinders", "whole number"),
+        ({"year": 150}, "year", "model year"),
+        ({"origin": 5}, "origin", r"1 \(USA\), 2 \(Europe\) or 3 \(Japan\)"),
+        ({"origin": 0}, "origin", "has 0"),
+        ({"weight": "heavy"}, "weight", "'heavy'; expected a number"),
+    ],
+)
+def test_bad_values_are_rejected_naming_field_and_row(contract, changes, field, expected):
+    with pytest.raises(InvalidRecordError, match=rf"^{field}: .*{expected}") as info:
+        contract.transform(records(**changes))
+    assert info.value.field == field
+
+
+def test_error_names_the_first_bad_row_and_the_count(contract):
+    frame = pd.concat([records(), records(weight=-1), records(), records(weight=-2)])
+    with pytest.raises(InvalidRecordError, match=r"weight: row 1 has -1 \(2 of 4 rows\)"):
+        contract.transform(frame.reset_index(drop=True))
+
+
+def test_empty_input_is_rejected(contract):
+    with pytest.raises(InvalidRecordError, match="no records"):
+        contract.transform(records().iloc[:0])
+
+
+def test_rows_are_encoded_independently_of_order_and_batch(splits, contract):
+    test = splits[1]
+    whole = contract.transform(test)  # > 64 rows: the factorized path
+    shuffled = test.sample(frac=1.0, random_state=0)
+    np.testing.assert_array_equal(contract.transform(shuffled), whole[shuffled.index])
+    for i in (0, 17, len(test) - 1):  # one row at a time: the small-batch path
+        np.testing.assert_array_equal(contract.transform(test.iloc[[i]])[0], whole[i])
+
+
+def test_ints_floats_and_nullable_dtypes_encode_alike(contract):
+    plain = contract.transform(records())
+    as_float = records().astype({f: "float64" for f in NUMERIC_FIELDS})
+    nullable = records().astype({"horsepower": "Float64", "cylinders": "Int64"})
+    as_object = records().astype(object)
+    for frame in (as_float, nullable, as_object):
+        np.testing.assert_array_equal(contract.transform(frame), plain)
+
+
+def test_contract_round_trips_through_json_and_joblib(tmp_path, splits, contract):
+    contract.save(tmp_path / "contract.json", tmp_path / "scaler.joblib")
+    loaded = FeatureContract.load(tmp_path / "contract.json", tmp_path / "scaler.joblib")
+    assert loaded == contract
+    np.testing.assert_array_equal(loaded.transform(splits[1]), contract.transform(splits[1]))
+    saved = loaded.to_json_dict()
+    assert saved["feature_names"] == list(contract.feature_names)
+    assert saved["horsepower_median"] == contract.horsepower_median
+    assert set(saved["versions"]) >= {"tensorflow", "keras", "scikit-learn", "pandas", "numpy"}
