@@ -1,0 +1,318 @@
+"""Benchmark: the carnn pyfunc side by side with a naive baseline and a do-nothing floor.
+
+One run trains a model (timed), builds the three pyfuncs from the same artifacts and signature,
+measures in-process ``predict`` and served ``/invocations`` throughput (127.0.0.1 only, bounded in
+time and count), prints a Markdown table and writes ``bench/results.json``.
+
+    python bench/bench.py [--duration 8] [--out bench/results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+SEED_RECORD = {
+    "cylinders": 8, "displacement": 307, "acceleration": 12, "weight": 3504,
+    "horsepower": 130, "year": 75, "origin": 1, "name": "chevy ltd",
+}  # fmt: skip
+BODY = json.dumps({"dataframe_records": [SEED_RECORD]}).encode()
+MODELS = ("naive", "carnn", "floor")
+
+
+# ----------------------------------------------------------------------------- set-up
+def build_models(workdir: Path) -> tuple[dict[str, Path], float]:
+    """Train once (timed), then save naive and floor pyfuncs with the same artifacts."""
+    import mlflow
+
+    from carnn_pyfunc.config import TrainConfig
+    from carnn_pyfunc.training import input_signature, pip_requirements, run_training
+
+    start = time.perf_counter()
+    result = run_training(TrainConfig(registered_model_name="carnn-bench"))
+    train_seconds = time.perf_counter() - start
+
+    carnn_dir = Path(mlflow.artifacts.download_artifacts(result.model_uri, dst_path=workdir))
+    artifacts = {
+        name: str(carnn_dir / "artifacts" / file)
+        for name, file in (
+            ("network", "model.keras"),
+            ("scaler", "scaler.joblib"),
+            ("contract", "contract.json"),
+        )
+    }
+    paths = {"carnn": carnn_dir}
+    for name in ("naive", "floor"):
+        paths[name] = workdir / name
+        mlflow.pyfunc.save_model(
+            path=paths[name],
+            python_model=str(BENCH / f"{name}_model.py"),
+            artifacts=artifacts,
+            signature=input_signature(),
+            pip_requirements=pip_requirements(),
+        )
+    return paths, train_seconds
+
+
+def records(n: int):
+    """``n`` raw records from the data set, numbers as floats (as MLflow's schema wants)."""
+    from carnn_pyfunc import data
+
+    frame = data.load_auto_mpg().drop(columns=[data.TARGET]).dropna()
+    rows = frame.sample(n, replace=n > len(frame), random_state=n).reset_index(drop=True)
+    return rows.astype({c: "float64" for c in rows.columns if c != "name"})
+
+
+# ------------------------------------------------------------------------- in-process
+def measure_predict(model, frame, budget_s: float = 2.0, max_calls: int = 2000) -> dict:
+    for _ in range(3):
+        model.predict(frame)
+    times: list[float] = []
+    deadline = time.perf_counter() + budget_s
+    while len(times) < max_calls and (len(times) < 5 or time.perf_counter() < deadline):
+        start = time.perf_counter()
+        model.predict(frame)
+        times.append(time.perf_counter() - start)
+    return summarise(times, rows=len(frame))
+
+
+def summarise(times: list[float], rows: int = 1) -> dict:
+    times = sorted(times)
+    p50 = statistics.median(times)
+    p99 = times[min(len(times) - 1, int(0.99 * len(times)))]
+    return {"calls": len(times), "p50_ms": p50 * 1e3, "p99_ms": p99 * 1e3, "rows_per_s": rows / p50}
+
+
+# ----------------------------------------------------------------------------- served
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve(model_dir: Path, workers: int, log: Path):
+    """`mlflow models serve` on a free 127.0.0.1 port; yields (port, seconds to first /ping)."""
+    port = free_port()
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    cmd = [
+        str(BIN / "mlflow"), "models", "serve", "-m", str(model_dir), "--env-manager", "local",
+        "-h", "127.0.0.1", "-p", str(port), "--workers", str(workers),
+    ]  # fmt: skip
+    start = time.perf_counter()
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
+            with contextlib.suppress(OSError):
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                conn.request("GET", "/ping")
+                if conn.getresponse().status == 200:
+                    break
+            if time.perf_counter() - start > 180:
+                raise RuntimeError(f"server not up in 180 s: {log.read_text()[-2000:]}")
+            time.sleep(0.05)
+        yield port, time.perf_counter() - start
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def load_wrk(port: int, connections: int, duration: float, workdir: Path) -> dict:
+    script = workdir / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {json.dumps(BODY.decode())}\n"
+    )
+    out = subprocess.run(
+        ["wrk", "-t", str(min(connections, 2)), "-c", str(connections), "-d", f"{duration:.0f}s",
+         "--latency", "-s", str(script), f"http://127.0.0.1:{port}/invocations"],
+        capture_output=True, text=True, check=True, timeout=duration + 60,
+    ).stdout  # fmt: skip
+    if "Non-2xx" in out:
+        raise RuntimeError(f"wrk saw errors:\n{out}")
+
+    def latency(pct: str) -> float:
+        value, unit = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
+        return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": latency("50"),
+        "p99_ms": latency("99"),
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+        "tool": "wrk",
+    }
+
+
+def load_python(port: int, connections: int, duration: float, workdir: Path | None = None,
+                max_requests: int = 200_000) -> dict:
+    """Keep-alive clients in threads, bounded by time and by count."""
+    latencies: list[list[float]] = [[] for _ in range(connections)]
+    errors: list[str] = []
+    deadline = time.perf_counter() + duration
+    per_client = max_requests // connections
+
+    def client(slot: list[float]) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        headers = {"Content-Type": "application/json"}
+        while time.perf_counter() < deadline and len(slot) < per_client:
+            start = time.perf_counter()
+            conn.request("POST", "/invocations", body=BODY, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            if response.status != 200:
+                errors.append(str(response.status))
+                return
+            slot.append(time.perf_counter() - start)
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(s,)) for s in latencies]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise RuntimeError(f"HTTP errors: {errors[:5]}")
+    times = [t for slot in latencies for t in slot]
+    stats = summarise(times)
+    return {"rps": len(times) / elapsed, "p50_ms": stats["p50_ms"], "p99_ms": stats["p99_ms"],
+            "requests": len(times), "tool": "python"}  # fmt: skip
+
+
+# ------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per load test")
+    parser.add_argument("--out", type=Path, default=BENCH / "results.json")
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import mlflow
+
+    workdir = Path(tempfile.mkdtemp(prefix="carnn-bench-"))
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    mlflow.set_tracking_uri(uri)
+    os.chdir(workdir)
+    try:
+        results = run(workdir, args.duration)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(report(results))
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+def run(workdir: Path, duration: float) -> dict:
+    import mlflow
+    import numpy as np
+
+    paths, train_seconds = build_models(workdir)
+    print(f"trained in {train_seconds:.1f} s", file=sys.stderr)
+
+    predict: dict[str, dict[int, dict]] = {}
+    frames = {n: records(n) for n in (1, 100, 10_000)}
+    loaded = {name: mlflow.pyfunc.load_model(str(paths[name])) for name in MODELS}
+    same = loaded["naive"].predict(frames[100])["mpg"] - loaded["carnn"].predict(frames[100])["mpg"]
+    assert np.abs(same.to_numpy()).max() < 1e-3, "naive and carnn must compute the same model"
+    for name in MODELS:
+        predict[name] = {n: measure_predict(loaded[name], frame) for n, frame in frames.items()}
+        print(f"in-process {name}: done", file=sys.stderr)
+    del loaded
+
+    load = load_wrk if shutil.which("wrk") else load_python
+    served: dict[str, dict] = {}
+    for name, workers in (("naive", 1), ("carnn", 1), ("floor", 1), ("carnn", 2)):
+        key = name if workers == 1 else f"{name}_workers{workers}"
+        with serve(paths[name], workers, workdir / f"{key}.log") as (port, startup):
+            served[key] = {"startup_s": startup}
+            load(port, 8, 1.0, workdir)  # warm-up, not counted
+            for connections in (1, 8):
+                served[key][f"c{connections}"] = load(port, connections, duration, workdir)
+        print(f"served {key}: done", file=sys.stderr)
+
+    rps8 = {k: v["c8"]["rps"] for k, v in served.items()}
+    return {
+        "served_rps_carnn_over_floor": rps8["carnn"] / rps8["floor"],
+        "served_rps_carnn_over_naive": rps8["carnn"] / rps8["naive"],
+        "predict_1row_speedup_over_naive": predict["naive"][1]["p50_ms"]
+        / predict["carnn"][1]["p50_ms"],
+        "predict_10k_rows_per_s_carnn": predict["carnn"][10_000]["rows_per_s"],
+        "train_wall_s": train_seconds,
+        "predict": predict,
+        "served": served,
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+    }
+
+
+def report(results: dict) -> str:
+    lines = [
+        "In-process `PyFuncModel.predict` (schema enforcement included), p50 / p99 ms, rows/s:",
+        "",
+        "| rows | " + " | ".join(MODELS) + " |",
+        "|---:|" + "---|" * len(MODELS),
+    ]
+    for n in (1, 100, 10_000):
+        cells = []
+        for name in MODELS:
+            m = results["predict"][name][n]
+            cells.append(f"{m['p50_ms']:.2f} / {m['p99_ms']:.2f} ms, {m['rows_per_s']:,.0f} rows/s")
+        lines.append(f"| {n:,} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Served `/invocations`, one-row `dataframe_records`, requests/s (p50 / p99 ms):",
+        "",
+        "| server | start to /ping | 1 connection | 8 connections |",
+        "|---|---:|---:|---:|",
+    ]
+    for key, m in results["served"].items():
+        c1, c8 = m["c1"], m["c8"]
+        lines.append(
+            f"| {key} | {m['startup_s']:.1f} s | {c1['rps']:.0f} ({c1['p50_ms']:.1f} / "
+            f"{c1['p99_ms']:.1f}) | {c8['rps']:.0f} ({c8['p50_ms']:.1f} / {c8['p99_ms']:.1f}) |"
+        )
+    lines += [
+        "",
+        f"- served rps, carnn / floor at 8 connections: **{results['served_rps_carnn_over_floor']:.2f}x**",
+        f"- served rps, carnn / naive at 8 connections: **{results['served_rps_carnn_over_naive']:.1f}x**",
+        f"- in-process one-row predict, naive p50 / carnn p50: **{results['predict_1row_speedup_over_naive']:.0f}x**",
+        f"- in-process rows/s on 10,000-row batches (carnn): **{results['predict_10k_rows_per_s_carnn']:,.0f}**",
+        f"- one training run (default config): **{results['train_wall_s']:.1f} s** wall",
+        f"- load generator: {next(iter(results['served'].values()))['c8']['tool']}",
+    ]  # fmt: skip
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

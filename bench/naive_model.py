@@ -1,0 +1,44 @@
+"""Benchmark baseline: a tutorial-grade pyfunc (per-request pandas dummies + ``model.predict``).
+
+Same artifacts and signature as the carnn model; kept only to measure against.
+"""
+
+import json
+
+import joblib
+import keras
+import numpy as np
+import pandas as pd
+from mlflow.models import set_model
+from mlflow.pyfunc import PythonModel
+
+ORIGIN_NAMES = {1: "usa", 2: "europe", 3: "japan"}
+
+
+class NaiveModel(PythonModel):
+    def load_context(self, context):
+        self.model = keras.saving.load_model(context.artifacts["network"], compile=False)
+        self.scaler = joblib.load(context.artifacts["scaler"])
+        with open(context.artifacts["contract"]) as handle:
+            contract = json.load(handle)
+        self.columns = contract["feature_names"]
+        self.numeric = contract["scaled_fields"]
+        self.makers = set(contract["makers"])
+        self.aliases = contract["maker_aliases"]
+        self.median = contract["horsepower_median"]
+
+    def predict(self, context, model_input: pd.DataFrame, params=None):
+        df = model_input.copy()
+        df["horsepower"] = df["horsepower"].fillna(self.median)
+        maker = df["name"].str.lower().str.split().str[0].replace(self.aliases)
+        df["maker"] = maker.where(maker.isin(self.makers), "other")
+        df["origin"] = df["origin"].map(ORIGIN_NAMES)
+        dummies = pd.get_dummies(df[["origin", "maker"]], prefix=["origin", "maker"])
+        features = pd.concat([df[self.numeric], dummies], axis=1)
+        features = features.reindex(columns=self.columns, fill_value=0)
+        features[self.numeric] = self.scaler.transform(features[self.numeric].to_numpy())
+        mpg = self.model.predict(features.to_numpy(dtype=np.float32), verbose=0)[:, 0]
+        return pd.DataFrame({"mpg": mpg.astype(np.float64)})
+
+
+set_model(NaiveModel())
