@@ -8,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev train test lint format serve ui clean
+.PHONY: help install dev train test bench lint format serve ui clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ train: install ## train, track and register a model version (sqlite:///mlflow.db
 
 test: dev ## run the whole test suite (includes real served-over-HTTP tests)
 	$(BIN)/python -m pytest $(ARGS)
+
+bench: install ## benchmark carnn vs naive vs floor pyfuncs; writes bench/results.json (~3 min)
+	$(BIN)/python bench/bench.py $(ARGS)
 
 lint: dev ## ruff lint and format check
 	$(BIN)/ruff check .

@@ -9,6 +9,7 @@ NumPy arrays with precomputed column positions; no per-request ``get_dummies``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -50,14 +51,17 @@ LIMITS: dict[str, tuple[float, float, bool, str]] = {
     "weight": (0, 20000, False, "pounds, greater than 0 and at most 20000"),
     "acceleration": (0, 100, False, "seconds from 0 to 60 mph, greater than 0 and at most 100"),
     "year": (0, 2099, True, "a model year: two digits (76 for 1976) or four digits 1900-2099"),
+    "origin": (1, 3, True, "1 (USA), 2 (Europe) or 3 (Japan)"),
 }
 
-_ORIGIN_MEANING = "1 (USA), 2 (Europe) or 3 (Japan)"
-_FACTORIZE_FROM_ROWS = 64
-_IDENTITY = np.arange(_FACTORIZE_FROM_ROWS)
-_CYLINDERS, _HORSEPOWER, _YEAR = (
-    NUMERIC_FIELDS.index(f) for f in ("cylinders", "horsepower", "year")
+# The numbers a record carries: the scaled fields, then the origin code.
+_NUMBERS = (*NUMERIC_FIELDS, "origin")
+_CYLINDERS, _HORSEPOWER, _YEAR, _ORIGIN = (
+    _NUMBERS.index(f) for f in ("cylinders", "horsepower", "year", "origin")
 )
+_NULL_ALLOWED = np.array([f not in REQUIRED_FIELDS for f in _NUMBERS])
+_SMALL_BATCH = 64  # up to this many rows, one object conversion beats per-column access
+_IDENTITY = np.arange(_SMALL_BATCH)
 
 PINNED_LIBRARIES = ("mlflow", "tensorflow", "keras", "scikit-learn", "pandas", "numpy", "joblib")
 
@@ -125,10 +129,10 @@ class FeatureContract:
         low = np.array(
             [
                 lo if inclusive else np.nextafter(lo, np.inf)
-                for lo, _, inclusive, _ in (self.limits[f] for f in NUMERIC_FIELDS)
+                for lo, _, inclusive, _ in (self.limits[f] for f in _NUMBERS)
             ]
         )
-        high = np.array([self.limits[f][1] for f in NUMERIC_FIELDS], dtype=np.float64)
+        high = np.array([self.limits[f][1] for f in _NUMBERS], dtype=np.float64)
         object.__setattr__(self, "_bounds", (low, high))
         object.__setattr__(self, "_scale", np.asarray(self.scaler.scale_, dtype=np.float64))
         object.__setattr__(self, "_shift", np.asarray(self.scaler.min_, dtype=np.float64))
@@ -145,34 +149,49 @@ class FeatureContract:
         n_rows = len(records)
         if n_rows == 0:
             raise InvalidRecordError("input", "no records: expected at least one car")
-        numeric = np.empty((n_rows, len(NUMERIC_FIELDS)), dtype=np.float64)
-        for j, name in enumerate(NUMERIC_FIELDS):
-            numeric[:, j] = self._numeric_column(records, name, n_rows)
-        self._check_values(numeric)
+        numbers, names = self._columns(records, n_rows)
+        self._check_values(numbers)
+        _impute_and_normalise(numbers, self.horsepower_median)
 
-        _impute_and_normalise(numeric, self.horsepower_median)
+        n_num = len(NUMERIC_FIELDS)
         out = np.zeros((n_rows, self.n_features), dtype=np.float32)
-        out[:, : len(NUMERIC_FIELDS)] = numeric * self._scale + self._shift
+        out[:, :n_num] = numbers[:, :n_num] * self._scale + self._shift
 
-        maker_idx = self._maker_indices(records, n_rows)
         rows = np.arange(n_rows)
-        out[rows, self._maker_offset + maker_idx] = 1.0
+        maker = self._maker_indices(names, n_rows)
+        out[rows, self._maker_offset + maker] = 1.0
 
-        origin = self._origins(records, n_rows, maker_idx)
-        known = origin > 0
-        out[rows[known], self._origin_offset + origin[known] - 1] = 1.0
-        if not known.all():
+        origin = numbers[:, _ORIGIN]
+        unknown = np.isnan(origin)
+        codes = np.where(unknown, 0, origin).astype(np.int64)
+        codes[unknown] = self._origin_by_maker[maker[unknown]]  # a known maker tells the origin
+        known = codes > 0
+        out[rows[known], self._origin_offset + codes[known] - 1] = 1.0
+        if not known.all():  # neither origin nor maker known: the training mix
             out[~known, self._origin_offset : self._maker_offset] = self._origin_freq
         return out
 
-    def _numeric_column(self, records: pd.DataFrame, name: str, n_rows: int) -> np.ndarray:
-        """One field as float64 (NaN where null); a missing required field is an error."""
-        if name not in records.columns:
-            if name in REQUIRED_FIELDS:
+    def _columns(self, records: pd.DataFrame, n_rows: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """The numbers as one float64 matrix (NaN where null or absent) and the names."""
+        columns = {name: j for j, name in enumerate(records.columns.tolist())}
+        for name in REQUIRED_FIELDS:
+            if name not in columns:
                 raise InvalidRecordError(
                     name, f"missing required field; expected {self.limits[name][3]}"
                 )
-            return np.full(n_rows, np.nan)
+        if n_rows <= _SMALL_BATCH and all(f in columns for f in _NUMBERS):
+            # Few rows: one object conversion of the frame is cheaper than column access.
+            block = records.to_numpy(dtype=object)
+            with contextlib.suppress(TypeError, ValueError):  # None, pd.NA, text: column path
+                numbers = block[:, [columns[f] for f in _NUMBERS]].astype(np.float64)
+                return numbers, block[:, columns["name"]] if "name" in columns else None
+        names = records["name"].to_numpy(dtype=object) if "name" in columns else None
+        numbers = np.empty((n_rows, len(_NUMBERS)), dtype=np.float64)
+        for j, name in enumerate(_NUMBERS):
+            numbers[:, j] = self._number_column(records, name) if name in columns else np.nan
+        return numbers, names
+
+    def _number_column(self, records: pd.DataFrame, name: str) -> np.ndarray:
         column = records[name]
         values = column.to_numpy()
         try:
@@ -181,66 +200,47 @@ class FeatureContract:
             return column.to_numpy(dtype=np.float64, na_value=np.nan)
         except (TypeError, ValueError):
             bad = _first_non_numeric(column)
-            expected = _ORIGIN_MEANING if name == "origin" else "a number"
             raise InvalidRecordError(
-                name, f"row {bad} has {column.iloc[bad]!r}; expected {expected}"
+                name,
+                f"row {bad} has {column.iloc[bad]!r}; expected a number: {self.limits[name][3]}",
             ) from None
 
-    def _check_values(self, numeric: np.ndarray) -> None:
+    def _check_values(self, numbers: np.ndarray) -> None:
         """Required fields present and every present value within what a real car has."""
         low, high = self._bounds
         with np.errstate(invalid="ignore"):
-            bad = ~((numeric >= low) & (numeric <= high))  # NaN counts as bad here ...
-            bad[:, _HORSEPOWER] &= ~np.isnan(numeric[:, _HORSEPOWER])  # ... but hp is optional
-            cylinders = numeric[:, _CYLINDERS]
-            bad[:, _CYLINDERS] |= cylinders != np.round(cylinders)
-            year = numeric[:, _YEAR]
+            bad = ~((numbers >= low) & (numbers <= high))  # NaN is bad here ...
+            bad &= ~(_NULL_ALLOWED & np.isnan(numbers))  # ... unless the field is optional
+            for j in (_CYLINDERS, _ORIGIN):  # whole numbers
+                column = numbers[:, j]
+                bad[:, j] |= ~np.isnan(column) & (column != np.round(column))
+            year = numbers[:, _YEAR]
             bad[:, _YEAR] |= (year > 99) & (year < 1900)
         if not bad.any():
             return
         row, j = divmod(int(np.argmax(bad)), bad.shape[1])  # first bad row, then field
-        name, value = NUMERIC_FIELDS[j], numeric[row, j]
-        count = f"{int(bad[:, j].sum())} of {len(numeric)} rows"
+        name, value = _NUMBERS[j], numbers[row, j]
+        count = f"{int(bad[:, j].sum())} of {len(numbers)} rows"
         what = "is null" if np.isnan(value) else f"has {value:g}"
         required = "a required field: " if np.isnan(value) else ""
         raise InvalidRecordError(
             name, f"row {row} {what} ({count}); {required}expected {self.limits[name][3]}"
         )
 
-    def _maker_indices(self, records: pd.DataFrame, n_rows: int) -> np.ndarray:
-        if "name" not in records.columns:
+    def _maker_indices(self, names: np.ndarray | None, n_rows: int) -> np.ndarray:
+        if names is None:
             return np.full(n_rows, self._other_index, dtype=np.int64)
-        names = records["name"].to_numpy(dtype=object)
-        if n_rows > _FACTORIZE_FROM_ROWS:
+        if n_rows > _SMALL_BATCH:
             codes, uniques = pd.factorize(names, use_na_sentinel=True)  # null -> -1
         else:  # a few rows: cheaper to look every name up than to factorize
             codes, uniques = _IDENTITY[:n_rows], names
         lookup = np.array(
-            [
-                self._maker_index.get(maker_of(n, self.maker_aliases), self._other_index)
-                for n in uniques
-            ]
+            [self._maker_index.get(maker_of(n, self.maker_aliases), self._other_index)
+             for n in uniques]
             + [self._other_index],  # code -1, a null name
             dtype=np.int64,
-        )
+        )  # fmt: skip
         return lookup[codes]
-
-    def _origins(self, records: pd.DataFrame, n_rows: int, maker_idx: np.ndarray) -> np.ndarray:
-        """Origin code per row (1-3), or 0 where unknown even from the maker."""
-        raw = self._numeric_column(records, "origin", n_rows)
-        missing = np.isnan(raw)
-        bad = ~missing & (raw != 1) & (raw != 2) & (raw != 3)
-        if bad.any():
-            row = int(np.argmax(bad))
-            raise InvalidRecordError(
-                "origin",
-                f"row {row} has {raw[row]:g}; expected {_ORIGIN_MEANING}",
-            )
-        codes = np.where(missing, 0, raw).astype(np.int64)
-        if missing.any():
-            # A known maker tells the origin; otherwise the row stays unknown (0).
-            codes[missing] = self._origin_by_maker[maker_idx[missing]]
-        return codes
 
     # ---------------------------------------------------------- persistence
     def to_json_dict(self) -> dict[str, Any]:

@@ -62,3 +62,20 @@ def residuals(actual: np.ndarray, predicted: np.ndarray) -> Figure:
     right.set_ylabel("cars")
     figure.suptitle("Test split residuals")
     return figure
+
+
+def cv_comparison(summaries: dict[str, dict[str, float]]) -> Figure:
+    """Cross-validated MAE and RMSE per model, with one standard deviation over folds."""
+    names = sorted(summaries, key=lambda n: summaries[n]["cv_mae"])
+    figure = Figure(figsize=(9, 4))
+    for axes, metric in zip(figure.subplots(1, 2), ("mae", "rmse"), strict=True):
+        means = [summaries[n][f"cv_{metric}"] for n in names]
+        stds = [summaries[n][f"cv_{metric}_std"] for n in names]
+        axes.barh(names, means, xerr=stds, capsize=4)
+        axes.invert_yaxis()
+        for y, mean in enumerate(means):
+            axes.text(mean, y, f" {mean:.2f}", va="bottom")
+        axes.set_xlabel(f"cross-validated {metric.upper()} (MPG)")
+        axes.grid(alpha=0.3, axis="x")
+    figure.suptitle("Cross-validation on identical folds (lower is better)")
+    return figure

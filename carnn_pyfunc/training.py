@@ -32,6 +32,7 @@ from carnn_pyfunc.features import (
 from carnn_pyfunc.network import build_network
 from carnn_pyfunc.pyfunc_model import (
     CONTRACT_ARTIFACT,
+    DEFAULT_MODEL_CONFIG,
     NETWORK_ARTIFACT,
     OUTPUT_COLUMN,
     SCALER_ARTIFACT,
@@ -192,7 +193,7 @@ def run_training(config: TrainConfig) -> TrainResult:
         network, history = fit_network(config, train, contract, [epoch_logger])
 
         forward = compile_forward(network, contract.n_features)
-        predicted = forward(contract.transform(test)).numpy()[:, 0].astype(np.float64)
+        predicted = forward(contract.transform(test)).astype(np.float64)
         actual = test[data.TARGET].to_numpy(dtype=np.float64)
         metrics = {f"test_{k}": v for k, v in regression_metrics(actual, predicted).items()}
         metrics["epochs_trained"] = float(len(history["loss"]))
@@ -220,6 +221,7 @@ def run_training(config: TrainConfig) -> TrainResult:
                 signature=input_signature(),
                 input_example=test.drop(columns=[data.TARGET]).head(3),
                 pip_requirements=pip_requirements(),
+                model_config=DEFAULT_MODEL_CONFIG,
                 registered_model_name=config.registered_model_name or None,
             )
 

@@ -110,6 +110,7 @@ def test_model_is_logged_from_code_with_its_artifacts_and_pins(model_dir):
     for lib, version in library_versions().items():
         assert f"{lib}=={version}" in requirements
     assert (mlmodel.get("saved_input_example_info") or {}).get("type") == "dataframe"
+    assert pyfunc["config"] == {"tf_threads": 1}  # served: TensorFlow runs inline, one thread
 
 
 def test_signature_has_required_and_optional_fields(loaded_model):
