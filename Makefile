@@ -8,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev train test bench lint format serve ui clean
+.PHONY: help install dev train evaluate sweep test bench lint format serve ui clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -29,6 +29,12 @@ dev: $(VENV)/.installed-dev ## .venv plus test and lint tools
 
 train: install ## train, track and register a model version (sqlite:///mlflow.db)
 	$(BIN)/python train.py $(ARGS)
+
+evaluate: install ## 5-fold x 3 CV of the network vs Ridge, random forest, gradient boosting
+	$(BIN)/python -m carnn_pyfunc.cli evaluate $(ARGS)
+
+sweep: install ## Optuna hyperparameter search; registers the best as a new version
+	$(BIN)/python -m carnn_pyfunc.cli sweep $(ARGS)
 
 test: dev ## run the whole test suite (includes real served-over-HTTP tests)
 	$(BIN)/python -m pytest $(ARGS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, asdict, fields
 
 import click
 
@@ -62,11 +62,7 @@ def train(ctx: click.Context, **options) -> None:
     """Train the network, log the run to MLflow and register a model version."""
     from carnn_pyfunc.training import run_training
 
-    try:
-        config = TrainConfig(**options)
-    except ValueError as err:
-        raise click.BadParameter(str(err)) from None
-    result = run_training(config)
+    result = run_training(_train_config(**options))
     uri = ctx.obj["tracking_uri"]
     click.echo("")
     click.echo(f"run id:        {result.run_id}  (experiment {result.experiment_id})")
@@ -81,6 +77,70 @@ def train(ctx: click.Context, **options) -> None:
         f"see the run:   mlflow ui --backend-store-uri {uri}  "
         f"then http://127.0.0.1:5000/#/experiments/{result.experiment_id}/runs"
     )
+
+
+def _train_config(**options) -> TrainConfig:
+    try:
+        return TrainConfig(**options)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+
+
+_seed = click.option("--seed", type=click.IntRange(min=0), default=42, show_default=True,
+                     help="seed of the folds (and of the networks' initialisation)")  # fmt: skip
+_experiment = click.option("--experiment-name", default="carnn", show_default=True,
+                           help="MLflow experiment of the run")  # fmt: skip
+
+
+@cli.command()
+@click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True)
+@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True)
+@_seed
+@_experiment
+def evaluate(folds: int, repeats: int, seed: int, experiment_name: str) -> None:
+    """Repeated k-fold CV of the network and of baselines on identical folds (one parent run)."""
+    import mlflow
+    from mlflow.environment_variables import MLFLOW_RUN_ID
+
+    from carnn_pyfunc.evaluation import run_evaluation
+
+    config = _train_config(seed=seed, experiment_name=experiment_name)
+    if not MLFLOW_RUN_ID.get():
+        mlflow.set_experiment(experiment_name)
+    summaries = run_evaluation(config, folds=folds, repeats=repeats, seed=seed)
+    click.echo(f"\n{'model':<24} {'cv_mae':>14} {'cv_rmse':>14} {'cv_r2':>14}")
+    for name, m in sorted(summaries.items(), key=lambda item: item[1]["cv_mae"]):
+        cells = " ".join(f"{m[f'cv_{k}']:>7.3f} ± {m[f'cv_{k}_std']:.3f}" for k in
+                         ("mae", "rmse", "r2"))  # fmt: skip
+        click.echo(f"{name:<24} {cells}")
+
+
+@cli.command()
+@click.option("--trials", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=1), default=1800,
+              show_default=True, help="time budget in seconds")  # fmt: skip
+@click.option("--folds", type=click.IntRange(min=2), default=3, show_default=True)
+@_seed
+@click.option("--registered-model-name", default="carnn", show_default=True)
+@_experiment
+def sweep(trials: int, timeout_s: float, folds: int, seed: int, registered_model_name: str,
+          experiment_name: str) -> None:  # fmt: skip
+    """Optuna search scored by CV MAE; trains and registers the best as a candidate version."""
+    import mlflow
+    from mlflow.environment_variables import MLFLOW_RUN_ID
+
+    from carnn_pyfunc.sweep import run_sweep
+
+    base = _train_config(seed=seed, registered_model_name=registered_model_name,
+                         experiment_name=experiment_name)  # fmt: skip
+    if not MLFLOW_RUN_ID.get():
+        mlflow.set_experiment(experiment_name)
+    best, cv_mae, result = run_sweep(base, trials=trials, timeout_s=timeout_s, folds=folds,
+                                     seed=seed)  # fmt: skip
+    click.echo(f"\nbest cv_mae:   {cv_mae:.3f}")
+    for name, value in sorted(asdict(best).items()):
+        click.echo(f"  {name}: {value}")
+    click.echo(f"model URI:     {result.model_uri}  (test_mae {result.metrics['test_mae']:.3f})")
 
 
 def main(argv: list[str] | None = None) -> int:

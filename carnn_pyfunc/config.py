@@ -24,15 +24,25 @@ class TrainConfig:
     """Everything a training run depends on; logged as the run's parameters."""
 
     epochs: int = _param(
-        300, "maximum number of epochs (early stopping may end sooner)", lambda v: v >= 1
+        800, "maximum number of epochs (early stopping may end sooner)", lambda v: v >= 1
     )
     batch_size: int = _param(32, "mini-batch size", lambda v: v >= 1)
-    learning_rate: float = _param(0.003, "Adam learning rate", lambda v: 0 < v < 1)
+    learning_rate: float = _param(0.001, "Adam learning rate", lambda v: 0 < v < 1)
     hidden_units: int = _param(64, "units in each hidden layer", lambda v: v >= 1)
     hidden_layers: int = _param(2, "number of hidden layers", lambda v: 0 <= v <= 16)
     dropout: float = _param(0.0, "dropout rate after each hidden layer", lambda v: 0 <= v < 1)
+    l2: float = _param(0.001, "L2 weight penalty on the hidden layers", lambda v: 0 <= v < 1)
+    loss: str = _param("huber", "training loss: mse or huber", lambda v: v in ("mse", "huber"))
+    target: str = _param(
+        "log", "what the network fits: mpg, or log (log MPG)", lambda v: v in ("mpg", "log")
+    )
+    ensemble_size: int = _param(
+        3,
+        "networks averaged inside the one model, each with its own seed and validation part",
+        lambda v: 1 <= v <= 20,
+    )
     patience: int = _param(
-        40, "early-stopping patience in epochs on validation loss; 0 = off", lambda v: v >= 0
+        60, "early-stopping patience in epochs on validation loss; 0 = off", lambda v: v >= 0
     )
     seed: int = _param(
         42, "seed for the split, the weight initialisation and shuffling", lambda v: v >= 0
@@ -41,10 +51,10 @@ class TrainConfig:
         0.2, "share of the data held out as the test split", lambda v: 0 < v < 1
     )
     validation_size: float = _param(
-        0.2, "share of the training split used for per-epoch validation", lambda v: 0 < v < 1
+        0.1, "share of the training split used for per-epoch validation", lambda v: 0 < v < 1
     )
     min_maker_count: int = _param(
-        5, "makers with fewer training rows are grouped as 'other'", lambda v: v >= 1
+        10, "makers with fewer training rows are grouped as 'other'", lambda v: v >= 1
     )
     registered_model_name: str = _param(
         "carnn", "registered model to add a version to; empty: do not register", lambda v: True

@@ -54,11 +54,13 @@ def network_fit_predict(config: TrainConfig) -> FitPredict:
     return fit_predict
 
 
-def baseline_fit_predict(make_estimator: Callable[[int], object]) -> FitPredict:
+def baseline_fit_predict(
+    make_estimator: Callable[[int], object], *, min_maker_count: int
+) -> FitPredict:
     """A scikit-learn regressor on the same contract features as the network."""
 
     def fit_predict(train: pd.DataFrame, test: pd.DataFrame, seed: int) -> np.ndarray:
-        contract = fit_contract(train)
+        contract = fit_contract(train, min_maker_count=min_maker_count)
         estimator = make_estimator(seed)
         estimator.fit(contract.transform(train), train[data.TARGET].to_numpy())
         return np.asarray(estimator.predict(contract.transform(test)), dtype=np.float64)
@@ -118,7 +120,10 @@ def run_evaluation(
     models: dict[str, tuple[FitPredict, dict]] = {
         NETWORK: (network_fit_predict(config), asdict(config)),
         **{
-            name: (baseline_fit_predict(make), _estimator_params(make(seed)))
+            name: (
+                baseline_fit_predict(make, min_maker_count=config.min_maker_count),
+                _estimator_params(make(seed)),
+            )
             for name, make in BASELINES.items()
         },
     }

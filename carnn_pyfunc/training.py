@@ -29,7 +29,7 @@ from carnn_pyfunc.features import (
     fit_contract,
     library_versions,
 )
-from carnn_pyfunc.network import build_network
+from carnn_pyfunc.network import assemble, build_network, encode_target
 from carnn_pyfunc.pyfunc_model import (
     CONTRACT_ARTIFACT,
     DEFAULT_MODEL_CONFIG,
@@ -134,52 +134,65 @@ def fit_network(
     train: pd.DataFrame,
     contract: FeatureContract,
     callbacks: list | None = None,
-):
-    """Fit the network on ``train`` (a seeded part of it held out for validation).
+) -> tuple[keras.Model, dict[str, list[float]]]:
+    """Fit ``config.ensemble_size`` members on ``train`` and assemble ONE inference network.
 
-    Returns the network and its Keras history.
+    Member ``i`` holds out its own seeded validation part of ``train`` (for early stopping) and
+    starts from its own weights. Returns the network (raw features in, MPG out) and the first
+    member's per-epoch history (``callbacks`` watch that member).
     """
-    keras.utils.set_random_seed(config.seed)
-    fit_part, val_part = data.split(train, test_size=config.validation_size, seed=config.seed)
-    network = build_network(
-        contract.n_features,
-        hidden_units=config.hidden_units,
-        hidden_layers=config.hidden_layers,
-        dropout=config.dropout,
-        learning_rate=config.learning_rate,
-    )
-    callbacks = list(callbacks or [])
-    if config.patience > 0:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=config.patience, restore_best_weights=True
-            )
+    members, first_history = [], None
+    for member in range(config.ensemble_size):
+        seed = config.seed + 1000 * member
+        keras.utils.set_random_seed(seed)
+        fit_part, val_part = data.split(train, test_size=config.validation_size, seed=seed)
+        network = build_network(
+            contract.n_features,
+            hidden_units=config.hidden_units,
+            hidden_layers=config.hidden_layers,
+            dropout=config.dropout,
+            l2=config.l2,
+            learning_rate=config.learning_rate,
+            loss=config.loss,
+            target=config.target,
         )
-    history = network.fit(
-        contract.transform(fit_part),
-        fit_part[data.TARGET].to_numpy(dtype=np.float32),
-        validation_data=(
-            contract.transform(val_part),
-            val_part[data.TARGET].to_numpy(dtype=np.float32),
-        ),
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        shuffle=True,
-        verbose=0,
-        callbacks=callbacks,
-    )
-    return network, history.history
+        member_callbacks = list(callbacks or []) if member == 0 else []
+        if config.patience > 0:
+            member_callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor="val_loss", patience=config.patience, restore_best_weights=True
+                )
+            )
+        history = network.fit(
+            contract.transform(fit_part),
+            encode_target(fit_part[data.TARGET].to_numpy(), config.target),
+            validation_data=(
+                contract.transform(val_part),
+                encode_target(val_part[data.TARGET].to_numpy(), config.target),
+            ),
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            shuffle=True,
+            verbose=0,
+            callbacks=member_callbacks,
+        )
+        members.append(network)
+        first_history = first_history or history.history
+        logger.info("member %d/%d: %d epochs, best val_mae %.3f", member + 1,
+                    config.ensemble_size, len(history.history["loss"]),
+                    min(history.history["val_mae"]))  # fmt: skip
+    return assemble(members, config.target), first_history
 
 
-def run_training(config: TrainConfig) -> TrainResult:
+def run_training(config: TrainConfig, *, nested: bool = False) -> TrainResult:
     """Train, evaluate and log one run to the current tracking URI; register the model."""
     frame = data.load_auto_mpg(config.data_path)
     train, test = data.split(frame, test_size=config.test_size, seed=config.seed)
     contract = fit_contract(train, min_maker_count=config.min_maker_count)
 
-    if not MLFLOW_RUN_ID.get():  # `mlflow run` chose the experiment already
+    if not MLFLOW_RUN_ID.get() and not nested:  # `mlflow run` chose the experiment already
         mlflow.set_experiment(config.experiment_name)
-    with mlflow.start_run() as run:
+    with mlflow.start_run(nested=nested) as run:
         run_id = run.info.run_id
         logger.info("run %s: training on %d cars, testing on %d", run_id, len(train), len(test))
         mlflow.log_params(asdict(config))

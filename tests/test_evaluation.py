@@ -1,0 +1,92 @@
+"""Cross-validation against baselines, and the Optuna sweep, logged to a real SQLite store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+
+from carnn_pyfunc.cli import main
+from carnn_pyfunc.config import TrainConfig
+from carnn_pyfunc.evaluation import BASELINES, NETWORK, cv_splits, run_evaluation, summarise
+from carnn_pyfunc.sweep import run_sweep
+
+TINY = {"epochs": 8, "patience": 0, "ensemble_size": 2}
+
+
+def test_folds_are_deterministic_disjoint_and_cover_every_row():
+    a = cv_splits(398, folds=5, repeats=2, seed=3)
+    b = cv_splits(398, folds=5, repeats=2, seed=3)
+    assert len(a) == 10
+    for (train_a, test_a), (train_b, test_b) in zip(a, b, strict=True):
+        np.testing.assert_array_equal(train_a, train_b)
+        np.testing.assert_array_equal(test_a, test_b)
+        assert not set(train_a) & set(test_a)
+    first_repeat = np.sort(np.concatenate([test for _, test in a[:5]]))
+    np.testing.assert_array_equal(first_repeat, np.arange(398))
+    other = cv_splits(398, folds=5, repeats=1, seed=4)
+    assert not np.array_equal(other[0][1], a[0][1])
+
+
+def test_summary_is_mean_and_sample_std():
+    summary = summarise(
+        [{"mae": 1.0, "rmse": 2.0, "r2": 0.5}, {"mae": 3.0, "rmse": 2.0, "r2": 0.7}]
+    )
+    assert summary["cv_mae"] == 2.0
+    assert summary["cv_mae_std"] == pytest.approx(np.sqrt(2.0))
+    assert summary["cv_rmse_std"] == 0.0
+
+
+@pytest.mark.parametrize("args", [["--folds", "1"], ["--repeats", "0"], ["--seed", "-1"]])
+def test_evaluate_rejects_bad_parameters(capsys, args):
+    assert main(["evaluate", *args]) == 2
+    assert args[0] in capsys.readouterr().err
+
+
+def test_evaluation_logs_comparable_nested_runs(tracking_uri):
+    mlflow.set_experiment("carnn-eval-test")
+    summaries = run_evaluation(TrainConfig(**TINY), folds=3, repeats=1, seed=1)
+    assert set(summaries) == {NETWORK, *BASELINES}
+    client = mlflow.MlflowClient()
+    parent = client.search_runs(
+        [mlflow.get_experiment_by_name("carnn-eval-test").experiment_id],
+        "tags.mlflow.runName = 'evaluate'",
+    )[0]
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert {run.data.tags["model"] for run in children} == set(summaries)
+    for run in children:
+        name = run.data.tags["model"]
+        for metric in ("cv_mae", "cv_mae_std", "cv_rmse", "cv_rmse_std", "cv_r2", "cv_r2_std"):
+            assert run.data.metrics[metric] == pytest.approx(summaries[name][metric])
+        assert len(client.get_metric_history(run.info.run_id, "fold_mae")) == 3
+    saved = json.loads(
+        Path(client.download_artifacts(parent.info.run_id, "cv_summary.json")).read_text()
+    )
+    assert saved == summaries  # JSON keeps every float exactly
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert "cv_comparison.png" in artifacts
+    # The baselines are real models: better than always predicting the mean (MAE ~6.5 MPG).
+    assert summaries["random_forest"]["cv_mae"] < 2.5
+    assert summaries["ridge"]["cv_r2"] > 0.7
+
+
+def test_sweep_runs_trials_and_registers_the_best(tracking_uri):
+    mlflow.set_experiment("carnn-sweep-test")
+    base = TrainConfig(**TINY, registered_model_name="carnn-sweep-test")
+    best, cv_mae, result = run_sweep(base, trials=2, timeout_s=300, folds=2, seed=3)
+    client = mlflow.MlflowClient()
+    experiment = mlflow.get_experiment_by_name("carnn-sweep-test").experiment_id
+    parent = client.search_runs([experiment], "tags.mlflow.runName = 'sweep'")[0]
+    trials = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    trial_maes = [r.data.metrics["cv_mae"] for r in trials if "cv_mae" in r.data.metrics]
+    assert len(trial_maes) == 2
+    assert parent.data.metrics["best_cv_mae"] == pytest.approx(min(trial_maes)) == cv_mae
+    assert parent.data.params["best_hidden_units"] == str(best.hidden_units)
+    version = client.get_model_version("carnn-sweep-test", result.registered_version)
+    assert client.get_run(version.run_id).data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert client.get_run(version.run_id).data.params["hidden_units"] == str(best.hidden_units)
