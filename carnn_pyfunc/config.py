@@ -24,7 +24,7 @@ class TrainConfig:
     """Everything a training run depends on; logged as the run's parameters."""
 
     epochs: int = _param(
-        800, "maximum number of epochs (early stopping may end sooner)", lambda v: v >= 1
+        600, "maximum number of epochs (early stopping may end sooner)", lambda v: v >= 1
     )
     batch_size: int = _param(32, "mini-batch size", lambda v: v >= 1)
     learning_rate: float = _param(0.001, "Adam learning rate", lambda v: 0 < v < 1)
@@ -37,7 +37,7 @@ class TrainConfig:
         "log", "what the network fits: mpg, or log (log MPG)", lambda v: v in ("mpg", "log")
     )
     ensemble_size: int = _param(
-        3,
+        2,
         "networks averaged inside the one model, each with its own seed and validation part",
         lambda v: 1 <= v <= 20,
     )

@@ -26,6 +26,7 @@ def _mpg_mae(target: str):
     decode = TARGETS[target][1]
 
     def mae(y_true, y_pred):
+        y_true = keras.ops.reshape(y_true, keras.ops.shape(y_pred))  # (n,) vs (n, 1)
         return keras.ops.mean(keras.ops.abs(decode(y_true) - decode(y_pred)), axis=-1)
 
     return mae
@@ -41,6 +42,7 @@ def build_network(
     learning_rate: float = 1e-3,
     loss: str = "mse",
     target: str = "mpg",
+    prefix: str = "",
 ) -> keras.Model:
     """A fully connected regression network: ``hidden_layers`` ReLU layers, one linear output.
 
@@ -55,13 +57,17 @@ def build_network(
     x = inputs
     for i in range(hidden_layers):
         x = keras.layers.Dense(
-            hidden_units, activation="relu", kernel_regularizer=regulariser, name=f"hidden_{i + 1}"
+            hidden_units,
+            activation="relu",
+            kernel_regularizer=regulariser,
+            name=f"{prefix}hidden_{i + 1}",
         )(x)
         if dropout > 0:
-            x = keras.layers.Dropout(dropout, name=f"dropout_{i + 1}")(x)
-    outputs = keras.layers.Dense(1, name="target")(x)
+            x = keras.layers.Dropout(dropout, name=f"{prefix}dropout_{i + 1}")(x)
+    outputs = keras.layers.Dense(1, name=f"{prefix}target")(x)
     model = keras.Model(inputs, outputs)
     model.compile(
+        steps_per_execution=32,  # whole epochs in one compiled call: the model is tiny
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
         loss={"mse": "mse", "huber": keras.losses.Huber(delta=1.0)}[loss],
         metrics=[_mpg_mae(target)],
@@ -72,10 +78,16 @@ def build_network(
 def assemble(members: list[keras.Model], target: str) -> keras.Model:
     """ONE inference network: the members' mean in the training space, decoded to MPG.
 
-    Built from standard layers only, so it saves and loads as a plain ``.keras`` file.
+    The members' own layers (uniquely named) are wired into one graph of standard layers, so it
+    saves and loads as a plain ``.keras`` file, with no training configuration inside.
     """
     inputs = keras.Input(shape=members[0].input_shape[1:], name="features")
-    outputs = [member(inputs) for member in members]
+    outputs = []
+    for member in members:
+        x = inputs
+        for layer in member.layers[1:]:  # after the member's own input
+            x = layer(x)
+        outputs.append(x)
     x = keras.layers.Average(name="ensemble_mean")(outputs) if len(outputs) > 1 else outputs[0]
     if target == "log":
         x = keras.layers.Activation("exponential", name="mpg")(x)

@@ -155,6 +155,7 @@ def fit_network(
             learning_rate=config.learning_rate,
             loss=config.loss,
             target=config.target,
+            prefix=f"member{member + 1}_",
         )
         member_callbacks = list(callbacks or []) if member == 0 else []
         if config.patience > 0:

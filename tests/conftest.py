@@ -59,6 +59,8 @@ def free_port() -> int:
 
 def subprocess_env(tracking_uri: str) -> dict[str, str]:
     env = dict(os.environ)
+    for inherited in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
+        env.pop(inherited, None)  # set by set_experiment() in this process; not the child's
     env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")
     env["MLFLOW_TRACKING_URI"] = tracking_uri
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
