@@ -16,8 +16,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,9 +24,10 @@ import threading
 import time
 from pathlib import Path
 
+from carnn_pyfunc.server import model_server
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
-BIN = Path(sys.executable).parent
 SEED_RECORD = {
     "cylinders": 8, "displacement": 307, "acceleration": 12, "weight": 3504,
     "horsepower": 130, "year": 75, "origin": 1, "name": "chevy ltd",
@@ -111,47 +110,9 @@ class PythonModelCall:
 
 
 # ----------------------------------------------------------------------------- served
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
 def serve(model_dir: Path, workers: int, log: Path):
     """`mlflow models serve` on a free 127.0.0.1 port; yields (port, seconds to first /ping)."""
-    port = free_port()
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    cmd = [
-        str(BIN / "mlflow"), "models", "serve", "-m", str(model_dir), "--env-manager", "local",
-        "-h", "127.0.0.1", "-p", str(port), "--workers", str(workers),
-    ]  # fmt: skip
-    start = time.perf_counter()
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
-    try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
-            with contextlib.suppress(OSError):
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                conn.request("GET", "/ping")
-                if conn.getresponse().status == 200:
-                    break
-            if time.perf_counter() - start > 180:
-                raise RuntimeError(f"server not up in 180 s: {log.read_text()[-2000:]}")
-            time.sleep(0.05)
-        yield port, time.perf_counter() - start
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    return model_server(str(model_dir), log, workers=workers)
 
 
 def load_wrk(port: int, connections: int, duration: float, workdir: Path) -> dict:

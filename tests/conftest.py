@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
-import requests
 
 from carnn_pyfunc import data
 from carnn_pyfunc.config import TrainConfig
+from carnn_pyfunc.server import BIN, model_server, server_env
 
 ROOT = Path(__file__).resolve().parent.parent
-VENV_BIN = str(Path(sys.executable).parent)  # mlflow, uvicorn: the environment running the tests
+VENV_BIN = str(BIN)  # mlflow, uvicorn: the environment running the tests
 
 # The seed API's example payload, as one dataframe_records row.
 SEED_RECORD = {
@@ -51,54 +45,13 @@ def as_frame(rows: list[dict]) -> pd.DataFrame:
 FAST_CONFIG = {"epochs": 60, "patience": 0, "seed": 7}
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def subprocess_env(tracking_uri: str) -> dict[str, str]:
-    env = dict(os.environ)
+    """This environment for a child process, pointed at ``tracking_uri``."""
+    env = server_env()
     for inherited in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
         env.pop(inherited, None)  # set by set_experiment() in this process; not the child's
-    env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")
     env["MLFLOW_TRACKING_URI"] = tracking_uri
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     return env
-
-
-@contextlib.contextmanager
-def running_server(
-    args: list[str], env: dict[str, str], log_path: Path, port: int, timeout: float = 180
-) -> Iterator[str]:
-    """Start a server process (own process group), wait for /ping, yield its URL, always stop it."""
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(
-                    f"server exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}"
-                )
-            with contextlib.suppress(requests.ConnectionError):
-                if requests.get(f"{url}/ping", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                pytest.fail(f"server not up in {timeout}s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.25)
-        yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 @pytest.fixture(scope="session")
@@ -143,11 +96,6 @@ def auto_mpg():
 def served(trained, tracking_uri, tmp_path_factory) -> Iterator[str]:
     """A real `mlflow models serve` process on a free 127.0.0.1 port, serving the version."""
     _, result = trained
-    port = free_port()
-    args = [
-        str(Path(VENV_BIN) / "mlflow"), "models", "serve", "-m", result.model_uri,
-        "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port),
-    ]  # fmt: skip
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with running_server(args, subprocess_env(tracking_uri), log, port) as url:
-        yield url
+    with model_server(result.model_uri, log, env=subprocess_env(tracking_uri)) as (port, _):
+        yield f"http://127.0.0.1:{port}"
