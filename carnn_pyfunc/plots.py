@@ -18,10 +18,9 @@ def training_figures(
 
 
 def learning_curves(history: dict[str, list[float]]) -> Figure:
-    figure = Figure(figsize=(10, 4))
-    for axes, metric, label in zip(
-        figure.subplots(1, 2), ("loss", "mae"), ("MSE loss (MPG²)", "MAE (MPG)"), strict=True
-    ):
+    figure = Figure(figsize=(10, 4), layout="constrained")
+    labels = ("loss (training space, with L2 penalty)", "MAE (MPG)")
+    for axes, metric, label in zip(figure.subplots(1, 2), ("loss", "mae"), labels, strict=True):
         epochs = np.arange(1, len(history[metric]) + 1)
         axes.plot(epochs, history[metric], label="training")
         axes.plot(epochs, history[f"val_{metric}"], label="validation")
@@ -30,7 +29,7 @@ def learning_curves(history: dict[str, list[float]]) -> Figure:
         axes.set_yscale("log")
         axes.grid(alpha=0.3)
         axes.legend()
-    figure.suptitle("Learning curves")
+    figure.suptitle("Learning curves (first ensemble member)")
     return figure
 
 
@@ -67,15 +66,15 @@ def residuals(actual: np.ndarray, predicted: np.ndarray) -> Figure:
 def cv_comparison(summaries: dict[str, dict[str, float]]) -> Figure:
     """Cross-validated MAE and RMSE per model, with one standard deviation over folds."""
     names = sorted(summaries, key=lambda n: summaries[n]["cv_mae"])
-    figure = Figure(figsize=(9, 4))
-    for axes, metric in zip(figure.subplots(1, 2), ("mae", "rmse"), strict=True):
+    figure = Figure(figsize=(11, 4), layout="constrained")
+    for axes, metric in zip(figure.subplots(1, 2, sharey=True), ("mae", "rmse"), strict=True):
         means = [summaries[n][f"cv_{metric}"] for n in names]
         stds = [summaries[n][f"cv_{metric}_std"] for n in names]
-        axes.barh(names, means, xerr=stds, capsize=4)
-        axes.invert_yaxis()
-        for y, mean in enumerate(means):
-            axes.text(mean, y, f" {mean:.2f}", va="bottom")
+        axes.barh(names, means, xerr=stds, capsize=4, color="#4c78a8")
+        for y, (mean, std) in enumerate(zip(means, stds, strict=True)):
+            axes.text(0.05, y, f"{mean:.2f} ± {std:.2f}", va="center", color="white")
         axes.set_xlabel(f"cross-validated {metric.upper()} (MPG)")
         axes.grid(alpha=0.3, axis="x")
+    axes.invert_yaxis()
     figure.suptitle("Cross-validation on identical folds (lower is better)")
     return figure
