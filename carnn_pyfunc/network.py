@@ -76,21 +76,47 @@ def build_network(
 
 
 def assemble(members: list[keras.Model], target: str) -> keras.Model:
-    """ONE inference network: the members' mean in the training space, decoded to MPG.
+    """ONE inference network, exactly the members' mean (in the training space) decoded to MPG.
 
-    The members' own layers (uniquely named) are wired into one graph of standard layers, so it
-    saves and loads as a plain ``.keras`` file, with no training configuration inside.
+    The members are merged into a single wider MLP: their first hidden layers side by side,
+    deeper hidden layers block-diagonal, the output layer averaging. Serving then costs one
+    network's worth of operations however many members there are, and the result is a plain
+    ``.keras`` file of standard layers with no training configuration inside.
     """
+    dense = [
+        [layer for layer in m.layers if isinstance(layer, keras.layers.Dense)] for m in members
+    ]
+    n_members, depth = len(members), len(dense[0])
     inputs = keras.Input(shape=members[0].input_shape[1:], name="features")
-    outputs = []
-    for member in members:
-        x = inputs
-        for layer in member.layers[1:]:  # after the member's own input
-            x = layer(x)
-        outputs.append(x)
-    x = keras.layers.Average(name="ensemble_mean")(outputs) if len(outputs) > 1 else outputs[0]
+    x, weights = inputs, []
+    for level in range(depth):
+        kernels = [d[level].get_weights()[0] for d in dense]
+        biases = [d[level].get_weights()[1] for d in dense]
+        if level == depth - 1:  # the output: average the members' outputs
+            kernel = (
+                np.concatenate(kernels, axis=0) if depth > 1 else np.sum(kernels, axis=0)
+            ) / n_members
+            bias = np.mean(biases, axis=0)
+            activation, name = None, "ensemble_mean"
+        else:  # hidden: side by side on the shared input, block-diagonal after that
+            kernel = np.concatenate(kernels, axis=1) if level == 0 else _block_diagonal(kernels)
+            bias = np.concatenate(biases)
+            activation, name = "relu", f"hidden_{level + 1}"
+        layer = keras.layers.Dense(kernel.shape[1], activation=activation, name=name)
+        x = layer(x)
+        weights.append((layer, kernel, bias))
+    for layer, kernel, bias in weights:
+        layer.set_weights([kernel, bias])
     if target == "log":
         x = keras.layers.Activation("exponential", name="mpg")(x)
-    elif target == "mpg":
-        x = keras.layers.Identity(name="mpg")(x)
     return keras.Model(inputs, x, name="carnn")
+
+
+def _block_diagonal(blocks: list[np.ndarray]) -> np.ndarray:
+    rows, cols = sum(b.shape[0] for b in blocks), sum(b.shape[1] for b in blocks)
+    out = np.zeros((rows, cols), dtype=blocks[0].dtype)
+    r = c = 0
+    for block in blocks:
+        out[r : r + block.shape[0], c : c + block.shape[1]] = block
+        r, c = r + block.shape[0], c + block.shape[1]
+    return out
