@@ -3,15 +3,16 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(abspath $(VENV))/bin
 PORT   ?= 5001
-MODEL  ?= models:/carnn/latest
+MODEL  ?= models:/carnn@production
 export PATH := $(BIN):$(PATH)
 export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev train evaluate sweep test bench lint format serve ui clean
+.PHONY: help install dev train promote rollback stages evaluate sweep test bench lint format \
+        serve docker-context ui clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,8 +28,17 @@ install: $(VENV)/.installed ## create .venv with the pinned runtime dependencies
 
 dev: $(VENV)/.installed-dev ## .venv plus test and lint tools
 
-train: install ## train, track and register a model version (sqlite:///mlflow.db)
-	$(BIN)/python train.py $(ARGS)
+train: install ## train, track, register, and promote the new version as far as it qualifies
+	$(BIN)/python train.py --promote $(ARGS)
+
+promote: install ## promote a version (ARGS="--version 3 --to production"; see carnn promote -h)
+	$(BIN)/carnn promote $(ARGS)
+
+rollback: install ## swap production and previous-production (ARGS='--reason "..."')
+	$(BIN)/carnn rollback $(ARGS)
+
+stages: install ## list the versions with their stage and test MAE
+	$(BIN)/carnn stages $(ARGS)
 
 evaluate: install ## 5-fold x 3 CV of the network vs Ridge, random forest, gradient boosting
 	$(BIN)/python -m carnn_pyfunc.cli evaluate $(ARGS)
@@ -45,16 +55,20 @@ bench: install ## benchmark carnn vs naive vs floor pyfuncs; writes bench/result
 lint: dev ## ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/hadolint Dockerfile
 
 format: dev ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-serve: install ## serve MODEL (default the latest carnn version) on 127.0.0.1:PORT
+serve: install ## serve MODEL (default models:/carnn@production) on 127.0.0.1:PORT
 	$(BIN)/mlflow models serve -m "$(MODEL)" --env-manager local -h 127.0.0.1 -p $(PORT)
+
+docker-context: install ## write build/model (the production model) for `docker build -t carnn .`
+	$(BIN)/carnn export --model-uri "$(MODEL)"
 
 ui: install ## the MLflow UI on 127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_TRACKING_URI)" -h 127.0.0.1 -p 5000
 
-clean: ## remove the virtualenv and caches (keeps mlflow.db and mlruns/)
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+clean: ## remove the virtualenv, caches and build/ (keeps mlflow.db and mlruns/)
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info build

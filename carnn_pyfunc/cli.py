@@ -57,12 +57,19 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 @cli.command()
 @_config_options(TrainConfig)
+@click.option(
+    "--promote/--no-promote",
+    default=False,
+    show_default=True,
+    help="then promote the new version as far as the default gates allow",
+)
 @click.pass_context
-def train(ctx: click.Context, **options) -> None:
+def train(ctx: click.Context, promote: bool, **options) -> None:
     """Train the network, log the run to MLflow and register a model version."""
     from carnn_pyfunc.training import run_training
 
-    result = run_training(_train_config(**options))
+    config = _train_config(**options)
+    result = run_training(config)
     uri = ctx.obj["tracking_uri"]
     click.echo("")
     click.echo(f"run id:        {result.run_id}  (experiment {result.experiment_id})")
@@ -77,6 +84,18 @@ def train(ctx: click.Context, **options) -> None:
         f"see the run:   mlflow ui --backend-store-uri {uri}  "
         f"then http://127.0.0.1:5000/#/experiments/{result.experiment_id}/runs"
     )
+    if promote and result.registered_version is not None:
+        # Training is the job: a version the rules keep out of production is not a failure here.
+        from carnn_pyfunc.registry import Promoter, PromotionRefused
+
+        click.echo("")
+        try:
+            outcome = Promoter(config.registered_model_name).promote(result.registered_version)
+            _report(outcome)
+            if outcome.refused:
+                click.echo(f"not promoted further: {outcome.refused}")
+        except PromotionRefused as err:
+            click.echo(f"not promoted: {err}")
 
 
 def _train_config(**options) -> TrainConfig:
@@ -141,6 +160,159 @@ def sweep(trials: int, timeout_s: float, folds: int, seed: int, registered_model
     for name, value in sorted(asdict(best).items()):
         click.echo(f"  {name}: {value}")
     click.echo(f"model URI:     {result.model_uri}  (test_mae {result.metrics['test_mae']:.3f})")
+
+
+_model_name = click.option(
+    "--name", "name", default="carnn", show_default=True, help="registered model"
+)
+
+
+def _switch(flag: str, help_text: str):
+    """A flag that also takes an explicit value (``--force`` or ``--force false``: MLproject)."""
+    return click.option(
+        flag, type=click.BOOL, is_flag=False, flag_value=True, default=False, help=help_text
+    )
+
+
+_legacy = _switch(
+    "--legacy-stages", "also set the deprecated registry stage, for tools that still read stages"
+)
+
+
+class Refused(click.ClickException):
+    """A promotion the rules refused: exit code 1 with the reason."""
+
+    def show(self, file=None) -> None:
+        click.echo(f"refused: {self.message}", err=True)
+
+
+@cli.command()
+@click.option(
+    "--version",
+    "spec",
+    default="latest",
+    show_default=True,
+    help="version number, 'latest', or an alias such as '@staging'",
+)
+@click.option(
+    "--to",
+    "to",
+    type=click.Choice(["staging", "production", "auto"]),
+    default="auto",
+    show_default=True,
+    help="target stage; auto: staging, then production if it beats production",
+)
+@click.option(
+    "--max-mae",
+    type=click.FloatRange(min=0, min_open=True),
+    default=2.5,
+    show_default=True,
+    help="gate: highest test MAE (MPG) on the held-out cars",
+)
+@click.option(
+    "--min-eval-rows",
+    type=click.IntRange(min=1),
+    default=30,
+    show_default=True,
+    help="fewest cars held out by both versions for a production comparison",
+)
+@click.option(
+    "--data-path",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="the data file the versions were trained on  [default: the project's copy]",
+)
+@_switch("--force", "into production even if it does not beat production (needs --reason)")
+@click.option("--reason", default="", help="why; recorded on the version")
+@_legacy
+@_model_name
+def promote(
+    spec: str,
+    to: str,
+    max_mae: float,
+    min_eval_rows: int,
+    data_path: str | None,
+    force: bool,
+    reason: str,
+    legacy_stages: bool,
+    name: str,
+) -> None:
+    """Move a model version towards production: candidate -> staging -> production."""
+    from carnn_pyfunc.registry import Gates, Promoter, PromotionRefused
+
+    gates = Gates(
+        max_mae=max_mae,
+        min_eval_rows=min_eval_rows,
+        **({"data_path": data_path} if data_path else {}),
+    )
+    promoter = Promoter(name, gates=gates, legacy_stages=legacy_stages)
+    try:
+        outcome = promoter.promote(spec, to, force=force, reason=reason)
+    except PromotionRefused as err:
+        raise Refused(str(err)) from None
+    _report(outcome)
+    if outcome.refused:
+        raise Refused(outcome.refused)
+
+
+@cli.command()
+@click.option("--reason", default="", help="why; recorded on both versions")
+@_legacy
+@_model_name
+def rollback(reason: str, legacy_stages: bool, name: str) -> None:
+    """Swap production and previous-production."""
+    from carnn_pyfunc.registry import Promoter, PromotionRefused
+
+    try:
+        outcome = Promoter(name, legacy_stages=legacy_stages).rollback(reason=reason)
+    except PromotionRefused as err:
+        raise Refused(str(err)) from None
+    _report(outcome)
+
+
+@cli.command()
+@_model_name
+def stages(name: str) -> None:
+    """List the versions with their stage, test MAE and latest transition."""
+    from carnn_pyfunc.registry import Promoter
+
+    promoter = Promoter(name)
+    click.echo(f"{'version':>7}  {'stage':<19}  {'test_mae':>8}  last transition")
+    for row in promoter.table():
+        click.echo(
+            f"{row['version']:>7}  {row['stage']:<19}  {row['test_mae']:>8}  "
+            f"{row['last_transition']}"
+        )
+    for problem in promoter.inconsistencies():
+        click.echo(f"inconsistent: {problem}", err=True)
+
+
+@cli.command("export")
+@click.option("--model-uri", default="models:/carnn@production", show_default=True)
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False),
+    default="build/model",
+    show_default=True,
+    help="directory to write (the Dockerfile copies build/model)",
+)
+def export_model(model_uri: str, output: str) -> None:
+    """Write a registered model's directory into the Docker build context."""
+    from carnn_pyfunc.export import ExportError, export
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    try:
+        info = export(model_uri, output)
+    except ExportError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"exported {info['model_uri']} (version {info['version']}) to {output}")
+    click.echo("build:  docker build -t carnn .")
+    click.echo("run:    docker run --rm -p 8080:8080 carnn")
+
+
+def _report(outcome) -> None:
+    for transition in outcome.transitions:
+        click.echo(transition.describe())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
@@ -63,10 +64,19 @@ def load_auto_mpg(path: str | Path = DEFAULT_DATA_PATH) -> pd.DataFrame:
     return frame
 
 
+def split_positions(n_rows: int, *, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions of (train, test): the split is a function of the row count and seed only,
+    so a model's held-out rows can be recomputed from the data file and its logged parameters."""
+    train, test = train_test_split(
+        np.arange(n_rows), test_size=test_size, random_state=seed, shuffle=True
+    )
+    return train, test
+
+
 def split(frame: pd.DataFrame, *, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split into (train, test); the same seed gives the same split."""
-    train, test = train_test_split(frame, test_size=test_size, random_state=seed, shuffle=True)
-    return train.reset_index(drop=True), test.reset_index(drop=True)
+    train, test = split_positions(len(frame), test_size=test_size, seed=seed)
+    return frame.iloc[train].reset_index(drop=True), frame.iloc[test].reset_index(drop=True)
 
 
 def file_sha256(path: str | Path) -> str:

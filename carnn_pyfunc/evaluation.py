@@ -23,7 +23,8 @@ from sklearn.model_selection import RepeatedKFold
 from carnn_pyfunc import data, plots
 from carnn_pyfunc.config import TrainConfig
 from carnn_pyfunc.features import fit_contract
-from carnn_pyfunc.training import fit_network, regression_metrics
+from carnn_pyfunc.metrics import regression_metrics
+from carnn_pyfunc.training import fit_network
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import subprocess
 import tempfile
 import time
@@ -29,6 +28,7 @@ from carnn_pyfunc.features import (
     fit_contract,
     library_versions,
 )
+from carnn_pyfunc.metrics import regression_metrics
 from carnn_pyfunc.network import assemble, build_network, encode_target
 from carnn_pyfunc.pyfunc_model import (
     CONTRACT_ARTIFACT,
@@ -38,6 +38,7 @@ from carnn_pyfunc.pyfunc_model import (
     SCALER_ARTIFACT,
     compile_forward,
 )
+from carnn_pyfunc.registry import CANDIDATE, STAGE_TAG
 
 logger = logging.getLogger(__name__)
 
@@ -69,18 +70,6 @@ def input_signature() -> ModelSignature:
 def pip_requirements() -> list[str]:
     """Exact pins of the libraries the model was trained with."""
     return [f"{lib}=={version}" for lib, version in library_versions().items()]
-
-
-def regression_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    """MAE, RMSE and R² of predictions."""
-    error = predicted - actual
-    ss_res = float(np.sum(error**2))
-    ss_tot = float(np.sum((actual - actual.mean()) ** 2))
-    return {
-        "mae": float(np.mean(np.abs(error))),
-        "rmse": math.sqrt(ss_res / len(actual)),
-        "r2": 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan"),
-    }
 
 
 class MlflowEpochLogger(keras.callbacks.Callback):
@@ -240,6 +229,10 @@ def run_training(config: TrainConfig, *, nested: bool = False) -> TrainResult:
             )
 
     version = model_info.registered_model_version
+    if version is not None:  # every new version starts as a candidate (see registry.py)
+        mlflow.MlflowClient().set_model_version_tag(
+            config.registered_model_name, str(version), STAGE_TAG, CANDIDATE
+        )
     model_uri = (
         f"models:/{config.registered_model_name}/{version}"
         if version is not None
