@@ -20,8 +20,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
+# The tests run the Dockerfile's `pip install` offline: from a wheelhouse of the model's pins.
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m carnn_pyfunc.features > $(VENV)/model-requirements.txt
+	$(BIN)/python -m pip download --quiet --dest $(VENV)/wheelhouse -r $(VENV)/model-requirements.txt
 	touch $@
 
 install: $(VENV)/.installed ## create .venv with the pinned runtime dependencies

@@ -76,26 +76,29 @@ def train(ctx: click.Context, promote: bool, **options) -> None:
     for name in ("test_mae", "test_rmse", "test_r2"):
         click.echo(f"{name + ':':<14} {result.metrics[name]:.3f}")
     click.echo(f"model URI:     {result.model_uri}")
+    serve_uri = result.model_uri
+    if promote and result.registered_version is not None:
+        # Training is the job: a version the rules keep out of production is not a failure here.
+        from carnn_pyfunc.registry import PRODUCTION, Promoter, PromotionRefused
+
+        promoter = Promoter(config.registered_model_name)
+        try:
+            outcome = promoter.promote(result.registered_version)
+            _report(outcome, prefix="moved:         ")
+            if outcome.refused:
+                click.echo(f"not promoted:  {outcome.refused}")
+        except PromotionRefused as err:
+            click.echo(f"not promoted:  {err}")
+        if PRODUCTION in promoter.aliases():
+            serve_uri = f"models:/{config.registered_model_name}@{PRODUCTION}"
     click.echo(
         f"serve it:      MLFLOW_TRACKING_URI={uri} "
-        f"mlflow models serve -m {result.model_uri} --env-manager local -h 127.0.0.1 -p 5001"
+        f"mlflow models serve -m {serve_uri} --env-manager local -h 127.0.0.1 -p 5001"
     )
     click.echo(
         f"see the run:   mlflow ui --backend-store-uri {uri}  "
         f"then http://127.0.0.1:5000/#/experiments/{result.experiment_id}/runs"
     )
-    if promote and result.registered_version is not None:
-        # Training is the job: a version the rules keep out of production is not a failure here.
-        from carnn_pyfunc.registry import Promoter, PromotionRefused
-
-        click.echo("")
-        try:
-            outcome = Promoter(config.registered_model_name).promote(result.registered_version)
-            _report(outcome)
-            if outcome.refused:
-                click.echo(f"not promoted further: {outcome.refused}")
-        except PromotionRefused as err:
-            click.echo(f"not promoted: {err}")
 
 
 def _train_config(**options) -> TrainConfig:
@@ -310,9 +313,9 @@ def export_model(model_uri: str, output: str) -> None:
     click.echo("run:    docker run --rm -p 8080:8080 carnn")
 
 
-def _report(outcome) -> None:
+def _report(outcome, prefix: str = "") -> None:
     for transition in outcome.transitions:
-        click.echo(transition.describe())
+        click.echo(f"{prefix}{transition.describe()}")
 
 
 def main(argv: list[str] | None = None) -> int:

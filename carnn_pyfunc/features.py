@@ -333,3 +333,7 @@ def _first_non_numeric(column: pd.Series) -> int:
         except (TypeError, ValueError):
             return position
     return 0
+
+
+if __name__ == "__main__":  # the model's pip requirements, one per line (see Makefile)
+    print("\n".join(f"{lib}=={version}" for lib, version in library_versions().items()))

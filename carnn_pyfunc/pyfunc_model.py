@@ -75,7 +75,9 @@ def _limit_tf_threads(threads: int) -> None:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     except RuntimeError:  # TensorFlow already initialised here (e.g. by training): keep its pools
-        logger.info("TensorFlow already initialised: %s=%d not applied", TF_THREADS_CONFIG, threads)
+        logger.debug(
+            "TensorFlow already initialised: %s=%d not applied", TF_THREADS_CONFIG, threads
+        )
 
 
 def compile_forward(network, n_features: int) -> Callable[[np.ndarray], np.ndarray]:

@@ -34,6 +34,8 @@ from tests.conftest import ROOT, SEED_RECORD, as_frame, subprocess_env
 pytestmark = pytest.mark.slow
 
 DOCKERFILE = ROOT / "Dockerfile"
+# The model's pinned wheels, downloaded by `make dev` (the tests never use the network).
+WHEELHOUSE = Path(sys.prefix) / "wheelhouse"
 
 
 def instructions(path: Path = DOCKERFILE) -> list[tuple[str, str]]:
@@ -103,7 +105,15 @@ def test_dockerfile_steps_outside_docker_serve_the_production_model(
     venv = image / "venv"  # the image's Python: a fresh virtualenv, nothing installed yet
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     path = f"{venv / 'bin'}{os.pathsep}/usr/local/bin{os.pathsep}/usr/bin{os.pathsep}/bin"
-    env = {"PATH": path, "HOME": os.environ.get("HOME", str(tmp_path))}
+    assert any(WHEELHOUSE.glob("tensorflow-*.whl")), f"no wheelhouse at {WHEELHOUSE}: make dev"
+    env = {
+        "PATH": path,
+        "HOME": str(tmp_path),
+        # Offline, like a build behind a package mirror: pip reads only the wheelhouse.
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_NO_INDEX": "1",
+        "PIP_FIND_LINKS": str(WHEELHOUSE),
+    }
     workdir, performed, skipped = image, [], []
     healthcheck = cmd = None
 
@@ -113,7 +123,6 @@ def test_dockerfile_steps_outside_docker_serve_the_production_model(
     for keyword, arguments in instructions():
         if keyword == "ENV":
             env.update(env_pairs(arguments))
-            env.pop("PIP_NO_CACHE_DIR", None)  # the image drops pip's cache; here we reuse it
         elif keyword == "WORKDIR":
             workdir = Path(in_image(arguments))
             workdir.mkdir(parents=True, exist_ok=True)

@@ -57,6 +57,25 @@ def test_mlflow_run_trains_and_registers_a_working_version(tmp_path):
     )
     assert 5 < float(out.stdout.strip().splitlines()[-1]) < 40
 
+    # The promote entry point: a 20-epoch model passes lenient gates into production.
+    promoted = subprocess.run(
+        [
+            str(Path(VENV_BIN) / "mlflow"),
+            *f"run {ROOT} -e promote --env-manager local --experiment-name carnn".split(),
+            *"-P name=carnn-mlproject -P max_mae=50 -P legacy_stages=true".split(),
+        ],
+        cwd=tmp_path,
+        env=subprocess_env(uri),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert promoted.returncode == 0, promoted.stderr[-3000:]
+    assert "version 1: staging -> production" in promoted.stdout
+    version = client.get_model_version("carnn-mlproject", "1")
+    assert version.aliases == ["production"]
+    assert version.current_stage == "Production"
+
 
 @pytest.mark.parametrize(
     ("args", "message"),
