@@ -13,20 +13,27 @@ from carnn_pyfunc.cli import main
 from tests.conftest import ROOT, SEED_RECORD, VENV_BIN, as_frame, subprocess_env
 
 
-@pytest.mark.slow
-def test_mlflow_run_trains_and_registers_a_working_version(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'fresh.db'}"
-    completed = subprocess.run(
+def mlflow_run(cwd: Path, uri: str, arguments: str) -> subprocess.CompletedProcess:
+    """`mlflow run` of this project in the current environment, against the store ``uri``."""
+    return subprocess.run(
         [
             str(Path(VENV_BIN) / "mlflow"),
             *f"run {ROOT} --env-manager local --experiment-name carnn".split(),
-            *"-P epochs=20 -P seed=5 -P registered_model_name=carnn-mlproject".split(),
+            *arguments.split(),
         ],
-        cwd=tmp_path,
+        cwd=cwd,
         env=subprocess_env(uri),
         capture_output=True,
         text=True,
         timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_mlflow_run_trains_and_registers_a_working_version(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'fresh.db'}"
+    completed = mlflow_run(
+        tmp_path, uri, "-P epochs=20 -P seed=5 -P registered_model_name=carnn-mlproject"
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "models:/carnn-mlproject/1" in completed.stdout
@@ -58,17 +65,8 @@ def test_mlflow_run_trains_and_registers_a_working_version(tmp_path):
     assert 5 < float(out.stdout.strip().splitlines()[-1]) < 40
 
     # The promote entry point: a 20-epoch model passes lenient gates into production.
-    promoted = subprocess.run(
-        [
-            str(Path(VENV_BIN) / "mlflow"),
-            *f"run {ROOT} -e promote --env-manager local --experiment-name carnn".split(),
-            *"-P name=carnn-mlproject -P max_mae=50 -P legacy_stages=true".split(),
-        ],
-        cwd=tmp_path,
-        env=subprocess_env(uri),
-        capture_output=True,
-        text=True,
-        timeout=600,
+    promoted = mlflow_run(
+        tmp_path, uri, "-e promote -P name=carnn-mlproject -P max_mae=50 -P legacy_stages=true"
     )
     assert promoted.returncode == 0, promoted.stderr[-3000:]
     assert "version 1: staging -> production" in promoted.stdout
