@@ -8,6 +8,7 @@ import sys
 from dataclasses import MISSING, asdict, fields
 
 import click
+from mlflow.exceptions import MlflowException
 
 from carnn_pyfunc.config import FIELD_TYPES, TrainConfig
 
@@ -329,6 +330,9 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as err:
         err.show()
         return err.exit_code
+    except MlflowException as err:  # the tracking store refused: its message, not a traceback
+        click.echo(f"error: {err.message}", err=True)
+        return 1
     return 0
 
 

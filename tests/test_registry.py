@@ -170,6 +170,23 @@ def test_forced_promotion_needs_and_records_a_reason_and_rollback_swaps_back(cli
     assert promoter.inconsistencies() == []
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["promote", "--name", "no-such-model"], "no-such-model"),
+        (["promote", "--name", "poor", "--version", "99"], "99"),
+        (["promote", "--name", "poor", "--version", "three"], "'three'"),
+        (["promote", "--name", "poor", "--force"], "--force needs --reason"),
+        (["stages", "--name", "no-such-model"], "no-such-model"),
+    ],
+)
+def test_bad_promote_arguments_are_named_without_a_traceback(poor, capsys, args, message):
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
 def test_rollback_without_a_previous_version_is_refused(client, good):
     name = registry_of(client, good)
     assert cli.main(["rollback", "--name", name]) == 1
