@@ -355,7 +355,7 @@ class Promoter:
                     f"passes the gates: test MAE {gate_metrics['test_mae']:.3f} <= "
                     f"{self.gates.max_mae:g} on its held-out cars, all finite, loads and answers "
                     "in a fresh process"
-                )
+                ) + (f"; {reason.strip()}" if reason.strip() and not force else "")
                 transitions += self._into(STAGING, version, stage, why, gate_metrics, aliases)
                 stage = STAGING
             refused = None
@@ -367,6 +367,8 @@ class Promoter:
                     ok, why, metrics = self.compare(version, production)
                 if force and not ok:
                     ok, why = True, f"forced ({why}): {reason.strip()}"
+                elif reason.strip():
+                    why = f"{why}; {reason.strip()}"
                 if ok:
                     transitions += self._into(PRODUCTION, version, stage, why, metrics, aliases)
                 else:

@@ -71,7 +71,7 @@ def test_a_version_moves_candidate_then_staging_then_production(client, good):
         promoter.promote("1", "production")
     assert promoter.aliases() == {}
 
-    staged = promoter.promote("1", "staging")
+    staged = promoter.promote("1", "staging", reason="weekly retrain")
     assert [(t.source, t.target) for t in staged.transitions] == [("candidate", "staging")]
     assert promoter.aliases() == {"staging": "1"}
 
@@ -86,6 +86,7 @@ def test_a_version_moves_candidate_then_staging_then_production(client, good):
         ("staging", "production"),
     ]
     assert {"from", "to", "when", "why", "metrics"} <= set(history[0])
+    assert history[0]["why"].endswith("; weekly retrain")  # a given reason is recorded too
     assert history[0]["metrics"]["test_mae"] <= LENIENT.max_mae
     assert history[0]["metrics"]["n_rows"] == 80  # seed 7's held-out cars
     tags = client.get_model_version(name, "1").tags
