@@ -25,6 +25,7 @@ FEATURE_FIELDS = (
     "name",
 )
 COLUMNS = (TARGET, *FEATURE_FIELDS)
+SHA256_TAG = "data_sha256"  # run tag: the data file's digest (promotion recomputes splits from it)
 
 # The project's own copy of the data, next to the package.
 DEFAULT_DATA_PATH = Path(__file__).resolve().parent.parent / "data" / "auto-mpg.data"

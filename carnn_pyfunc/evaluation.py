@@ -130,7 +130,7 @@ def run_evaluation(
     }
     with mlflow.start_run(run_name="evaluate", nested=bool(mlflow.active_run())) as parent:
         mlflow.log_params({"folds": folds, "repeats": repeats, "cv_seed": seed})
-        mlflow.set_tags({"data_sha256": data.file_sha256(config.data_path)})
+        mlflow.set_tags({data.SHA256_TAG: data.file_sha256(config.data_path)})
         summaries = {}
         for name, (fit_predict, params) in models.items():
             logger.info("cross-validating %s on %d folds x %d repeats", name, folds, repeats)

@@ -21,6 +21,7 @@ concurrent promotions see each other's result, and a failing step undoes the ste
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -31,7 +32,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import mlflow
@@ -41,6 +42,7 @@ from mlflow.exceptions import MlflowException
 
 from carnn_pyfunc import data
 from carnn_pyfunc.metrics import regression_metrics
+from carnn_pyfunc.server import child_env
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +144,6 @@ class Promoter:
         self.client = client or mlflow.MlflowClient()
         self.lock_timeout_s = lock_timeout_s
         self.stale_lock_s = stale_lock_s
-        self._frame: pd.DataFrame | None = None
         self._models: dict[str, mlflow.pyfunc.PyFuncModel] = {}
 
     # ----- reading the registry ------------------------------------------------------------
@@ -200,8 +201,7 @@ class Promoter:
                 f"version {version}: its run {run_id} did not log the parameter {err.args[0]!r}, "
                 "so its held-out split cannot be recomputed"
             ) from None
-        recorded = run.data.tags.get("data_sha256")
-        actual = data.file_sha256(self.gates.data_path)
+        recorded, actual = run.data.tags.get(data.SHA256_TAG), self.data_sha256
         if recorded != actual:
             raise PromotionRefused(
                 f"version {version} was trained on data with sha256 {recorded}, but "
@@ -211,11 +211,13 @@ class Promoter:
         _, test = data.split_positions(len(self.frame), test_size=test_size, seed=seed)
         return np.sort(test)
 
-    @property
+    @functools.cached_property
     def frame(self) -> pd.DataFrame:
-        if self._frame is None:
-            self._frame = data.load_auto_mpg(self.gates.data_path)
-        return self._frame
+        return data.load_auto_mpg(self.gates.data_path)
+
+    @functools.cached_property
+    def data_sha256(self) -> str:
+        return data.file_sha256(self.gates.data_path)
 
     def score(self, version: str, positions: np.ndarray) -> dict[str, float]:
         """MAE, RMSE, R² and the share of finite predictions of the version on those rows."""
@@ -231,10 +233,7 @@ class Promoter:
 
     def answers_in_fresh_process(self, version: str) -> int:
         """Load the version in a new interpreter and predict its input example; the row count."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_RUN")}
-        env.pop("MLFLOW_EXPERIMENT_ID", None)
-        env["MLFLOW_TRACKING_URI"] = mlflow.get_tracking_uri()
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        env = child_env(mlflow.get_tracking_uri())
         uri = f"models:/{self.name}/{version}"
         try:
             done = subprocess.run(
@@ -570,14 +569,6 @@ class Promoter:
             if tagged != stage:
                 problems.append(f"version {mv.version}: tag stage={tagged} but stage is {stage}")
         return problems
-
-
-def outcome_dict(outcome: Outcome) -> dict:
-    return {
-        "version": outcome.version,
-        "refused": outcome.refused,
-        "transitions": [asdict(t) for t in outcome.transitions],
-    }
 
 
 def _moved(aliases: dict[str, str], transitions: list[Transition]) -> dict[str, str]:

@@ -34,6 +34,15 @@ def server_env(env: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def child_env(tracking_uri: str) -> dict[str, str]:
+    """This environment for a child process of ours, pointed at ``tracking_uri``."""
+    env = server_env()
+    for inherited in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
+        env.pop(inherited, None)  # set by set_experiment()/start_run() here; not the child's
+    env["MLFLOW_TRACKING_URI"] = tracking_uri
+    return env
+
+
 @contextlib.contextmanager
 def model_server(
     model_uri: str,

@@ -261,7 +261,7 @@ def _log_datasets(data_path: str, splits: dict[str, pd.DataFrame]) -> None:
 
 
 def _lineage_tags(data_path: str) -> dict[str, str]:
-    tags = {"data_sha256": data.file_sha256(data_path), "data_file": Path(data_path).name}
+    tags = {data.SHA256_TAG: data.file_sha256(data_path), "data_file": Path(data_path).name}
     commit = _git_commit()
     if commit:
         tags["git_commit"] = commit

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from carnn_pyfunc import data
 from carnn_pyfunc.config import TrainConfig
-from carnn_pyfunc.server import BIN, model_server, server_env
+from carnn_pyfunc.server import BIN, child_env, model_server
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = str(BIN)  # mlflow, uvicorn: the environment running the tests
@@ -45,13 +46,16 @@ def as_frame(rows: list[dict]) -> pd.DataFrame:
 FAST_CONFIG = {"epochs": 60, "patience": 0, "seed": 7}
 
 
-def subprocess_env(tracking_uri: str) -> dict[str, str]:
-    """This environment for a child process, pointed at ``tracking_uri``."""
-    env = server_env()
-    for inherited in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
-        env.pop(inherited, None)  # set by set_experiment() in this process; not the child's
-    env["MLFLOW_TRACKING_URI"] = tracking_uri
-    return env
+subprocess_env = child_env  # this environment for a child process, pointed at a store
+
+
+def registry_of(client, *sources) -> str:
+    """A fresh registered model whose versions 1, 2, ... are the given versions' models."""
+    name = f"carnn-{uuid.uuid4().hex[:8]}"
+    client.create_registered_model(name)
+    for source in sources:
+        client.create_model_version(name, source.source, run_id=source.run_id)
+    return name
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import mlflow
@@ -29,7 +28,7 @@ from carnn_pyfunc.export import EXPORT_INFO
 from carnn_pyfunc.features import library_versions
 from carnn_pyfunc.registry import Gates, Promoter
 from carnn_pyfunc.server import free_port
-from tests.conftest import ROOT, SEED_RECORD, as_frame, subprocess_env
+from tests.conftest import ROOT, SEED_RECORD, as_frame, registry_of, subprocess_env
 
 pytestmark = pytest.mark.slow
 
@@ -63,10 +62,7 @@ def production(trained, tracking_uri) -> str:
     """A registered model whose production alias points at the session's trained model."""
     _, result = trained
     client = mlflow.MlflowClient()
-    source = client.get_model_version("carnn-test", result.registered_version)
-    name = f"carnn-docker-{uuid.uuid4().hex[:6]}"
-    client.create_registered_model(name)
-    client.create_model_version(name, source.source, run_id=source.run_id)
+    name = registry_of(client, client.get_model_version("carnn-test", result.registered_version))
     Promoter(name, gates=Gates(max_mae=50)).promote("1", "auto")
     return name
 

@@ -23,7 +23,7 @@ from carnn_pyfunc.registry import (
     PromotionRefused,
 )
 from carnn_pyfunc.server import model_server
-from tests.conftest import ROOT, subprocess_env
+from tests.conftest import ROOT, registry_of, subprocess_env
 
 pytestmark = pytest.mark.slow
 
@@ -51,15 +51,6 @@ def poor(client):
         TrainConfig(epochs=3, patience=0, seed=7, ensemble_size=1, registered_model_name="poor")
     )
     return client.get_model_version("poor", result.registered_version)
-
-
-def registry_of(client, *sources) -> str:
-    """A fresh registered model whose versions 1, 2, ... are the given versions' models."""
-    name = f"carnn-{uuid.uuid4().hex[:8]}"
-    client.create_registered_model(name)
-    for source in sources:
-        client.create_model_version(name, source.source, run_id=source.run_id)
-    return name
 
 
 def test_a_version_moves_candidate_then_staging_then_production(client, good):
