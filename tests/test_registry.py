@@ -170,9 +170,12 @@ def test_forced_promotion_needs_and_records_a_reason_and_rollback_swaps_back(cli
         (["promote", "--name", "poor", "--version", "three"], "'three'"),
         (["promote", "--name", "poor", "--force"], "--force needs --reason"),
         (["stages", "--name", "no-such-model"], "no-such-model"),
+        (["export", "--model-uri", "carnn"], "expected models:/<name>@<alias>"),
+        (["export", "--model-uri", "models:/poor@nope"], "alias nope not found"),
+        (["export", "--model-uri", "models:/poor/1", "--output", "."], "not an exported model"),
     ],
 )
-def test_bad_promote_arguments_are_named_without_a_traceback(poor, capsys, args, message):
+def test_bad_registry_arguments_are_named_without_a_traceback(poor, capsys, args, message):
     assert cli.main(args) == 1
     err = capsys.readouterr().err
     assert message in err
