@@ -15,6 +15,7 @@ import mlflow
 from carnn_pyfunc import data
 from carnn_pyfunc.config import TrainConfig
 from carnn_pyfunc.evaluation import cross_validate, cv_splits, log_cv_run, network_fit_predict
+from carnn_pyfunc.network import LOSSES, TARGETS
 from carnn_pyfunc.training import TrainResult, run_training
 
 logger = logging.getLogger(__name__)
@@ -30,7 +31,8 @@ def suggest(trial, base: TrainConfig) -> TrainConfig:
         batch_size=trial.suggest_categorical("batch_size", [16, 32, 64]),
         dropout=trial.suggest_float("dropout", 0.0, 0.3),
         l2=trial.suggest_float("l2", 1e-6, 1e-2, log=True),
-        loss=trial.suggest_categorical("loss", ["mse", "huber", "msle"]),
+        loss=trial.suggest_categorical("loss", list(LOSSES)),
+        target=trial.suggest_categorical("target", list(TARGETS)),
     )
 
 

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import optuna
 import pytest
 
 from carnn_pyfunc.cli import main
 from carnn_pyfunc.config import TrainConfig
 from carnn_pyfunc.evaluation import BASELINES, NETWORK, cv_splits, run_evaluation, summarise
-from carnn_pyfunc.sweep import run_sweep
+from carnn_pyfunc.network import LOSSES, TARGETS
+from carnn_pyfunc.sweep import run_sweep, suggest
 
 TINY = {"epochs": 8, "patience": 0, "ensemble_size": 2}
 
@@ -73,6 +75,15 @@ def test_evaluation_logs_comparable_nested_runs(tracking_uri):
     # The baselines are real models: better than always predicting the mean (MAE ~6.5 MPG).
     assert summaries["random_forest"]["cv_mae"] < 2.5
     assert summaries["ridge"]["cv_r2"] > 0.7
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_point_of_the_search_space_is_a_valid_config(loss, target):
+    params = {"hidden_units": 16, "hidden_layers": 3, "learning_rate": 1e-2, "batch_size": 64,
+              "dropout": 0.3, "l2": 1e-6, "loss": loss, "target": target}  # fmt: skip
+    config = suggest(optuna.trial.FixedTrial(params), TrainConfig())
+    assert (config.loss, config.target, config.hidden_layers) == (loss, target, 3)
 
 
 def test_sweep_runs_trials_and_registers_the_best(tracking_uri):
