@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import keras
@@ -110,7 +111,8 @@ def test_model_is_logged_from_code_with_its_artifacts_and_pins(model_dir):
     for lib, version in library_versions().items():
         assert f"{lib}=={version}" in requirements
     assert (mlmodel.get("saved_input_example_info") or {}).get("type") == "dataframe"
-    assert pyfunc["config"] == {"tf_threads": 1}  # served: TensorFlow runs inline, one thread
+    # served: TensorFlow on one thread; the network converted and run by TFLite
+    assert pyfunc["config"] == {"tf_threads": 1, "forward": "tflite"}
 
 
 def test_signature_has_required_and_optional_fields(loaded_model):
@@ -134,16 +136,44 @@ def test_pyfunc_equals_the_network_it_carries(loaded_model, model_dir, test_spli
     np.testing.assert_allclose(predicted["mpg"].to_numpy(), expected, atol=1e-4)
 
 
-def test_fast_path_equals_keras_predict_for_one_and_many_rows(loaded_model, model_dir, test_split):
+@pytest.mark.parametrize("forward", ["tflite", "tf_function"])
+def test_fast_path_equals_keras_predict_for_one_and_many_rows(
+    trained, model_dir, test_split, forward
+):
+    _, result = trained
+    model = mlflow.pyfunc.load_model(result.model_uri, model_config={"forward": forward})
     network = keras.saving.load_model(f"{model_dir}/artifacts/model.keras", compile=False)
     contract = FeatureContract.load(
         f"{model_dir}/artifacts/contract.json", f"{model_dir}/artifacts/scaler.joblib"
     )
     many = test_split.sample(100_000, replace=True, random_state=0).reset_index(drop=True)
-    for frame in (test_split.head(1), many):
+    # 1 row, a few, then many (blocks of 8,192 and a remainder), then 1 row again: every
+    # change of batch size re-plans the TFLite interpreter
+    for frame in (test_split.head(1), test_split.head(7), many, test_split.tail(1)):
         expected = network.predict(contract.transform(frame), verbose=0, batch_size=8192)[:, 0]
-        predicted = loaded_model.predict(frame.drop(columns=["mpg"]))["mpg"].to_numpy()
+        predicted = model.predict(frame.drop(columns=["mpg"]))["mpg"].to_numpy()
+        assert predicted.shape == expected.shape
         np.testing.assert_allclose(predicted, expected, atol=1e-4)
+
+
+def test_concurrent_predictions_equal_serial_ones(loaded_model, test_split):
+    """The server calls predict from several threads at once (one TFLite interpreter)."""
+    records = test_split.drop(columns=["mpg"]).reset_index(drop=True)
+    batches = [records.iloc[i % len(records) : i % len(records) + 1 + i % 9] for i in range(64)]
+    serial = [loaded_model.predict(batch)["mpg"].to_numpy() for batch in batches]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for _ in range(3):
+            concurrent = list(
+                pool.map(lambda b: loaded_model.predict(b)["mpg"].to_numpy(), batches)
+            )
+            for got, want in zip(concurrent, serial, strict=True):
+                np.testing.assert_array_equal(got, want)
+
+
+def test_unknown_forward_engine_is_a_named_error(trained):
+    _, result = trained
+    with pytest.raises(ValueError, match="forward: 'onnx' is not one of"):
+        mlflow.pyfunc.load_model(result.model_uri, model_config={"forward": "onnx"})
 
 
 def test_fresh_process_loads_and_predicts_the_same(trained, loaded_model, test_split, tmp_path):
