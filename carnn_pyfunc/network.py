@@ -1,4 +1,5 @@
-"""The Keras architecture, as a function of its hyperparameters, and the ensemble built from it."""
+"""The Keras architecture, as a function of its hyperparameters: the seed ensemble trained as one
+model, then assembled into one inference network."""
 
 from __future__ import annotations
 
@@ -21,13 +22,50 @@ def encode_target(mpg: np.ndarray, target: str) -> np.ndarray:
     return np.asarray(TARGETS[target][0](mpg), dtype=np.float32)
 
 
+def pack_targets(encoded: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Keras ``y`` for :func:`build_network`'s model: each member's target, then its row mask.
+
+    ``encoded``: (rows,) targets in the training space; ``mask``: (rows, members), 1 where the
+    member learns from (or is scored on) the row.
+    """
+    mask = np.asarray(mask, dtype=np.float32)
+    targets = np.repeat(np.asarray(encoded, dtype=np.float32)[:, None], mask.shape[1], axis=1)
+    return np.concatenate([targets, mask], axis=1)
+
+
+def _unpack(y_true, y_pred):
+    members = keras.ops.shape(y_pred)[-1]
+    return y_true[:, :members], y_true[:, members:]
+
+
+def _member_loss(loss: str):
+    """The members' summed ``loss`` on the rows each of them learns from.
+
+    A sum, not a mean, over members: each member's gradient (and the weight of its own L2
+    penalty against it) is exactly what it would be trained alone.
+    """
+
+    def member_loss(y_true, y_pred):
+        target, mask = _unpack(y_true, y_pred)
+        error = keras.ops.abs(target - y_pred)
+        if loss == "huber":  # delta 1
+            elementwise = keras.ops.where(error <= 1.0, 0.5 * error * error, error - 0.5)
+        else:
+            elementwise = error * error
+        return keras.ops.sum(elementwise * mask, axis=-1)
+
+    return member_loss
+
+
 def _mpg_mae(target: str):
-    """Mean absolute error in MPG whatever the training space (logged as ``mae``)."""
+    """Mean absolute error in MPG whatever the training space (logged as ``mae``): per row, the
+    mean over the members the row counts for."""
     decode = TARGETS[target][1]
 
     def mae(y_true, y_pred):
-        y_true = keras.ops.reshape(y_true, keras.ops.shape(y_pred))  # (n,) vs (n, 1)
-        return keras.ops.mean(keras.ops.abs(decode(y_true) - decode(y_pred)), axis=-1)
+        encoded, mask = _unpack(y_true, y_pred)
+        error = keras.ops.abs(decode(encoded) - decode(y_pred)) * mask
+        return keras.ops.sum(error, axis=-1) / keras.ops.maximum(keras.ops.sum(mask, axis=-1), 1)
 
     return mae
 
@@ -35,6 +73,7 @@ def _mpg_mae(target: str):
 def build_network(
     n_features: int,
     *,
+    members: int = 1,
     hidden_units: int = 64,
     hidden_layers: int = 2,
     dropout: float = 0.0,
@@ -42,40 +81,58 @@ def build_network(
     learning_rate: float = 1e-3,
     loss: str = "mse",
     target: str = "mpg",
-    prefix: str = "",
 ) -> keras.Model:
-    """A fully connected regression network: ``hidden_layers`` ReLU layers, one linear output.
+    """``members`` independent fully connected regression networks trained as ONE Keras model.
 
-    Compiled with Adam on ``loss`` in the ``target`` space, reporting MAE in MPG.
+    Each member: ``hidden_layers`` ReLU layers of ``hidden_units`` (L2 penalty, dropout), one
+    linear output; the model's output has one column per member. Members share nothing but the
+    input and the optimizer step, so all of them train for the price of about one (the network
+    is tiny: a training step costs its call overhead, not its arithmetic). Compiled with Adam on
+    the members' summed ``loss`` in the ``target`` space, each member on its own rows (see
+    :func:`pack_targets`), reporting MAE in MPG.
     """
-    if n_features < 1 or hidden_units < 1 or hidden_layers < 0:
-        raise ValueError("n_features and hidden_units must be positive, hidden_layers >= 0")
+    if n_features < 1 or members < 1 or hidden_units < 1 or hidden_layers < 0:
+        raise ValueError(
+            "n_features, members and hidden_units must be positive, hidden_layers >= 0"
+        )
     if loss not in LOSSES or target not in TARGETS:
         raise ValueError(f"loss must be one of {LOSSES}, target one of {tuple(TARGETS)}")
     regulariser = keras.regularizers.L2(l2) if l2 > 0 else None
     inputs = keras.Input(shape=(n_features,), name="features")
-    x = inputs
-    for i in range(hidden_layers):
-        x = keras.layers.Dense(
-            hidden_units,
-            activation="relu",
-            kernel_regularizer=regulariser,
-            name=f"{prefix}hidden_{i + 1}",
-        )(x)
-        if dropout > 0:
-            x = keras.layers.Dropout(dropout, name=f"{prefix}dropout_{i + 1}")(x)
-    outputs = keras.layers.Dense(1, name=f"{prefix}target")(x)
-    model = keras.Model(inputs, outputs)
+    outputs = []
+    for member in range(members):
+        x = inputs
+        for i in range(hidden_layers):
+            x = keras.layers.Dense(
+                hidden_units,
+                activation="relu",
+                kernel_regularizer=regulariser,
+                name=f"member{member + 1}_hidden_{i + 1}",
+            )(x)
+            if dropout > 0:
+                x = keras.layers.Dropout(dropout, name=f"member{member + 1}_dropout_{i + 1}")(x)
+        outputs.append(keras.layers.Dense(1, name=f"member{member + 1}_target")(x))
+    output = outputs[0] if members == 1 else keras.layers.Concatenate(name="members")(outputs)
+    model = keras.Model(inputs, output)
     model.compile(
         steps_per_execution=32,  # whole epochs in one compiled call: the model is tiny
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-        loss={"mse": "mse", "huber": keras.losses.Huber(delta=1.0)}[loss],
+        loss=_member_loss(loss),
         metrics=[_mpg_mae(target)],
     )
     return model
 
 
-def assemble(members: list[keras.Model], target: str) -> keras.Model:
+def member_layers(model: keras.Model) -> list[list[keras.layers.Dense]]:
+    """Each member's Dense layers, input to output, of a :func:`build_network` model."""
+    members: dict[str, list[keras.layers.Dense]] = {}
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dense):
+            members.setdefault(layer.name.split("_", 1)[0], []).append(layer)
+    return list(members.values())
+
+
+def assemble(model: keras.Model, target: str) -> keras.Model:
     """ONE inference network, exactly the members' mean (in the training space) decoded to MPG.
 
     The members are merged into a single wider MLP: their first hidden layers side by side,
@@ -83,11 +140,9 @@ def assemble(members: list[keras.Model], target: str) -> keras.Model:
     network's worth of operations however many members there are, and the result is a plain
     ``.keras`` file of standard layers with no training configuration inside.
     """
-    dense = [
-        [layer for layer in m.layers if isinstance(layer, keras.layers.Dense)] for m in members
-    ]
-    n_members, depth = len(members), len(dense[0])
-    inputs = keras.Input(shape=members[0].input_shape[1:], name="features")
+    dense = member_layers(model)
+    n_members, depth = len(dense), len(dense[0])
+    inputs = keras.Input(shape=model.input_shape[1:], name="features")
     x, weights = inputs, []
     for level in range(depth):
         kernels = [d[level].get_weights()[0] for d in dense]

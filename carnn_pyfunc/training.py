@@ -29,7 +29,7 @@ from carnn_pyfunc.features import (
     library_versions,
 )
 from carnn_pyfunc.metrics import regression_metrics
-from carnn_pyfunc.network import assemble, build_network, encode_target
+from carnn_pyfunc.network import assemble, build_network, encode_target, pack_targets
 from carnn_pyfunc.pyfunc_model import (
     CONTRACT_ARTIFACT,
     DEFAULT_MODEL_CONFIG,
@@ -126,52 +126,56 @@ def fit_network(
 ) -> tuple[keras.Model, dict[str, list[float]]]:
     """Fit ``config.ensemble_size`` members on ``train`` and assemble ONE inference network.
 
-    Member ``i`` holds out its own seeded validation part of ``train`` (for early stopping) and
-    starts from its own weights. Returns the network (raw features in, MPG out) and the first
-    member's per-epoch history (``callbacks`` watch that member).
+    The members train side by side in one Keras model (see :func:`build_network`), each from its
+    own initial weights and on all of ``train`` but its own seeded validation part, which scores
+    it every epoch. Early stopping watches the members' summed validation loss and restores the
+    best epoch. Returns the network (raw features in, MPG out) and the per-epoch history:
+    ``loss``/``mae`` on the rows the members learn from, ``val_loss``/``val_mae`` on the rows
+    they hold out (``mae`` in MPG, per row the mean over the members it counts for).
     """
-    members, first_history = [], None
-    for member in range(config.ensemble_size):
-        seed = config.seed + 1000 * member
-        keras.utils.set_random_seed(seed)
-        fit_part, val_part = data.split(train, test_size=config.validation_size, seed=seed)
-        network = build_network(
-            contract.n_features,
-            hidden_units=config.hidden_units,
-            hidden_layers=config.hidden_layers,
-            dropout=config.dropout,
-            l2=config.l2,
-            learning_rate=config.learning_rate,
-            loss=config.loss,
-            target=config.target,
-            prefix=f"member{member + 1}_",
+    members = config.ensemble_size
+    held_out = np.zeros((len(train), members), dtype=np.float32)
+    for member in range(members):
+        _, validation_rows = data.split_positions(
+            len(train), test_size=config.validation_size, seed=config.seed + 1000 * member
         )
-        member_callbacks = list(callbacks or []) if member == 0 else []
-        if config.patience > 0:
-            member_callbacks.append(
-                keras.callbacks.EarlyStopping(
-                    monitor="val_loss", patience=config.patience, restore_best_weights=True
-                )
+        held_out[validation_rows, member] = 1.0
+    scored = held_out.any(axis=1)  # rows some member holds out
+    features = contract.transform(train)
+    target = encode_target(train[data.TARGET].to_numpy(), config.target)
+
+    keras.utils.set_random_seed(config.seed)
+    model = build_network(
+        contract.n_features,
+        members=members,
+        hidden_units=config.hidden_units,
+        hidden_layers=config.hidden_layers,
+        dropout=config.dropout,
+        l2=config.l2,
+        learning_rate=config.learning_rate,
+        loss=config.loss,
+        target=config.target,
+    )
+    callbacks = list(callbacks or [])
+    if config.patience > 0:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=config.patience, restore_best_weights=True
             )
-        history = network.fit(
-            contract.transform(fit_part),
-            encode_target(fit_part[data.TARGET].to_numpy(), config.target),
-            validation_data=(
-                contract.transform(val_part),
-                encode_target(val_part[data.TARGET].to_numpy(), config.target),
-            ),
-            epochs=config.epochs,
-            batch_size=config.batch_size,
-            shuffle=True,
-            verbose=0,
-            callbacks=member_callbacks,
         )
-        members.append(network)
-        first_history = first_history or history.history
-        logger.info("member %d/%d: %d epochs, best val_mae %.3f", member + 1,
-                    config.ensemble_size, len(history.history["loss"]),
-                    min(history.history["val_mae"]))  # fmt: skip
-    return assemble(members, config.target), first_history
+    history = model.fit(
+        features,
+        pack_targets(target, 1.0 - held_out),
+        validation_data=(features[scored], pack_targets(target[scored], held_out[scored])),
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        shuffle=True,
+        verbose=0,
+        callbacks=callbacks,
+    ).history
+    logger.info("%d members: %d epochs, best val_mae %.3f", members, len(history["loss"]),
+                min(history["val_mae"]))  # fmt: skip
+    return assemble(model, config.target), history
 
 
 def run_training(config: TrainConfig, *, nested: bool = False) -> TrainResult:
