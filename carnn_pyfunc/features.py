@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -42,6 +43,12 @@ MAKER_ALIASES = {
     "toyouta": "toyota",
     "mercedes-benz": "mercedes",
 }
+
+# Diesel cars run far more miles per gallon than their size and power suggest, and the record
+# says so only in the name: "vw rabbit c (diesel)", "mercedes benz 300d" (a three-digit model
+# number ending in d is Mercedes' diesel naming).
+DIESEL_NAME = re.compile(r"\bdiesel\b|\b\d{3}d\b")
+DIESEL_FEATURE = "diesel"
 
 # What a real car can have: (lowest, highest, whether the lowest itself is allowed, meaning).
 LIMITS: dict[str, tuple[float, float, bool, str]] = {
@@ -84,6 +91,11 @@ def maker_of(name: object, aliases: dict[str, str] = MAKER_ALIASES) -> str | Non
     return aliases.get(words[0], words[0])
 
 
+def is_diesel(name: object) -> bool:
+    """Whether a car name says the car is a diesel."""
+    return isinstance(name, str) and DIESEL_NAME.search(name.lower()) is not None
+
+
 def library_versions() -> dict[str, str]:
     """Installed versions of the libraries the model depends on."""
     return {lib: metadata.version(lib) for lib in PINNED_LIBRARIES}
@@ -106,11 +118,11 @@ class FeatureContract:
     @property
     def feature_names(self) -> tuple[str, ...]:
         origins = tuple(f"origin_{name}" for name in ORIGINS.values())
-        return (*NUMERIC_FIELDS, *origins, *(f"maker_{m}" for m in self.makers))
+        return (*NUMERIC_FIELDS, *origins, *(f"maker_{m}" for m in self.makers), DIESEL_FEATURE)
 
     @property
     def n_features(self) -> int:
-        return len(NUMERIC_FIELDS) + len(ORIGINS) + len(self.makers)
+        return len(NUMERIC_FIELDS) + len(ORIGINS) + len(self.makers) + 1
 
     def __post_init__(self) -> None:
         # Precomputed positions and arrays for the hot path (frozen dataclass: set via object).
@@ -158,8 +170,9 @@ class FeatureContract:
         out[:, :n_num] = numbers[:, :n_num] * self._scale + self._shift
 
         rows = np.arange(n_rows)
-        maker = self._maker_indices(names, n_rows)
+        maker, diesel = self._name_features(names, n_rows)
         out[rows, self._maker_offset + maker] = 1.0
+        out[:, -1] = diesel
 
         origin = numbers[:, _ORIGIN]
         unknown = np.isnan(origin)
@@ -227,20 +240,24 @@ class FeatureContract:
             name, f"row {row} {what} ({count}); {required}expected {self.limits[name][3]}"
         )
 
-    def _maker_indices(self, names: np.ndarray | None, n_rows: int) -> np.ndarray:
+    def _name_features(
+        self, names: np.ndarray | None, n_rows: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's maker position and diesel flag, looked up once per distinct name."""
         if names is None:
-            return np.full(n_rows, self._other_index, dtype=np.int64)
+            return np.full(n_rows, self._other_index, dtype=np.int64), np.zeros(n_rows)
         if n_rows > _SMALL_BATCH:
             codes, uniques = pd.factorize(names, use_na_sentinel=True)  # null -> -1
         else:  # a few rows: cheaper to look every name up than to factorize
             codes, uniques = _IDENTITY[:n_rows], names
-        lookup = np.array(
+        maker = np.array(
             [self._maker_index.get(maker_of(n, self.maker_aliases), self._other_index)
              for n in uniques]
             + [self._other_index],  # code -1, a null name
             dtype=np.int64,
         )  # fmt: skip
-        return lookup[codes]
+        diesel = np.array([is_diesel(n) for n in uniques] + [False], dtype=np.float32)
+        return maker[codes], diesel[codes]
 
     # ---------------------------------------------------------- persistence
     def to_json_dict(self) -> dict[str, Any]:

@@ -88,7 +88,8 @@ def test_training_rows_scale_into_unit_range(splits, contract):
     # Exactly one origin and one maker column set per training row.
     origin = slice(len(NUMERIC_FIELDS), len(NUMERIC_FIELDS) + 3)
     assert (matrix[:, origin].sum(axis=1) == 1).all()
-    assert (matrix[:, origin.stop :].sum(axis=1) == 1).all()
+    assert (matrix[:, origin.stop : -1].sum(axis=1) == 1).all()
+    assert set(np.unique(matrix[:, -1])) == {0.0, 1.0}  # diesel or not
 
 
 def test_feature_names_match_the_matrix(contract):
@@ -124,6 +125,33 @@ def test_missing_origin_is_taken_from_a_known_maker(contract):
 def test_unknown_maker_is_other(contract):
     row = contract.transform(records(name="tesla model 3"))[0]
     assert row[contract.feature_names.index(f"maker_{OTHER_MAKER}")] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("name", "diesel"),
+    [
+        ("vw rabbit c (diesel)", 1.0),
+        ("peugeot 505s turbo diesel", 1.0),
+        ("Mercedes-Benz 240D", 1.0),
+        ("mercedes benz 300d", 1.0),
+        ("hi 1200d", 0.0),  # a petrol truck: four digits
+        ("buick regal sport coupe (turbo)", 0.0),
+        ("dieselpunk 9000", 0.0),  # a word, not part of one
+        (None, 0.0),
+        (DROP, 0.0),
+    ],
+)
+def test_diesel_is_read_from_the_name(contract, name, diesel):
+    row = contract.transform(records(name=name))[0]
+    assert row[contract.feature_names.index("diesel")] == diesel
+
+
+def test_diesel_flags_in_a_large_batch_equal_row_by_row(contract, auto_mpg):
+    frame = auto_mpg.drop(columns=["mpg"]).sample(500, replace=True, random_state=2)
+    batch = contract.transform(frame)[:, -1]
+    one_by_one = [contract.transform(frame.iloc[[i]])[0, -1] for i in range(len(frame))]
+    np.testing.assert_array_equal(batch, one_by_one)
+    assert 0 < batch.sum() < len(frame)
 
 
 def test_four_digit_year_equals_two_digit(contract):
