@@ -135,43 +135,44 @@ def member_layers(model: keras.Model) -> list[list[keras.layers.Dense]]:
 def assemble(model: keras.Model, target: str) -> keras.Model:
     """ONE inference network, exactly the members' mean (in the training space) decoded to MPG.
 
-    The members are merged into a single wider MLP: their first hidden layers side by side,
-    deeper hidden layers block-diagonal, the output layer averaging. Serving then costs one
-    network's worth of operations however many members there are, and the result is a plain
-    ``.keras`` file of standard layers with no training configuration inside.
+    The members' first hidden layers become one Dense layer side by side on the shared input;
+    deeper hidden layers become one grouped layer (``EinsumDense``, a (members, units, units)
+    kernel: each member's block, no cross-member zeros to multiply); the output layer averages.
+    Serving makes one call however many members there are, and the result is a plain ``.keras``
+    file of standard layers with no training configuration inside.
     """
     dense = member_layers(model)
     n_members, depth = len(dense), len(dense[0])
+    kernels = [[d[level].get_weights()[0] for d in dense] for level in range(depth)]
+    biases = [[d[level].get_weights()[1] for d in dense] for level in range(depth)]
     inputs = keras.Input(shape=model.input_shape[1:], name="features")
-    x, weights = inputs, []
-    for level in range(depth):
-        kernels = [d[level].get_weights()[0] for d in dense]
-        biases = [d[level].get_weights()[1] for d in dense]
-        if level == depth - 1:  # the output: average the members' outputs
-            kernel = (
-                np.concatenate(kernels, axis=0) if depth > 1 else np.sum(kernels, axis=0)
-            ) / n_members
-            bias = np.mean(biases, axis=0)
-            activation, name = None, "ensemble_mean"
-        else:  # hidden: side by side on the shared input, block-diagonal after that
-            kernel = np.concatenate(kernels, axis=1) if level == 0 else _block_diagonal(kernels)
-            bias = np.concatenate(biases)
-            activation, name = "relu", f"hidden_{level + 1}"
-        layer = keras.layers.Dense(kernel.shape[1], activation=activation, name=name)
+    layers = []  # (layer, kernel, bias)
+    if depth == 1:  # no hidden layer: the mean of linear models is one linear model
+        layer = keras.layers.Dense(1, name="ensemble_mean")
+        x = layer(inputs)
+        layers.append((layer, np.mean(kernels[0], axis=0), np.mean(biases[0], axis=0)))
+    else:
+        units = kernels[0][0].shape[1]
+        layer = keras.layers.Dense(n_members * units, activation="relu", name="hidden_1")
+        x = keras.layers.Reshape((n_members, units), name="members")(layer(inputs))
+        layers.append((layer, np.concatenate(kernels[0], axis=1), np.concatenate(biases[0])))
+        for level in range(1, depth - 1):
+            layer = keras.layers.EinsumDense(
+                "bmi,mij->bmj",
+                output_shape=(n_members, units),
+                bias_axes="mj",
+                activation="relu",
+                name=f"hidden_{level + 1}",
+            )
+            x = layer(x)
+            layers.append((layer, np.stack(kernels[level]), np.stack(biases[level])))
+        layer = keras.layers.EinsumDense(
+            "bmi,mij->bj", output_shape=(1,), bias_axes="j", name="ensemble_mean"
+        )
         x = layer(x)
-        weights.append((layer, kernel, bias))
-    for layer, kernel, bias in weights:
+        layers.append((layer, np.stack(kernels[-1]) / n_members, np.mean(biases[-1], axis=0)))
+    for layer, kernel, bias in layers:
         layer.set_weights([kernel, bias])
     if target == "log":
         x = keras.layers.Activation("exponential", name="mpg")(x)
     return keras.Model(inputs, x, name="carnn")
-
-
-def _block_diagonal(blocks: list[np.ndarray]) -> np.ndarray:
-    rows, cols = sum(b.shape[0] for b in blocks), sum(b.shape[1] for b in blocks)
-    out = np.zeros((rows, cols), dtype=blocks[0].dtype)
-    r = c = 0
-    for block in blocks:
-        out[r : r + block.shape[0], c : c + block.shape[1]] = block
-        r, c = r + block.shape[0], c + block.shape[1]
-    return out

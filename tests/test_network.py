@@ -24,9 +24,12 @@ def test_assembled_network_is_the_members_mean(tmp_path, hidden_layers, target):
     expected = np.exp(mean) if target == "log" else mean
     network = assemble(model, target)
     np.testing.assert_allclose(network(x).numpy(), expected, rtol=1e-5, atol=1e-5)
-    # One network's depth, whatever the number of members: it saves and loads as plain Keras.
-    dense = [layer for layer in network.layers if isinstance(layer, keras.layers.Dense)]
-    assert len(dense) == hidden_layers + 1
+    # One network's depth, whatever the number of members, and no more weights than the members
+    # have (no block-diagonal zeros to multiply); it saves and loads as plain Keras.
+    weighted = [layer for layer in network.layers if layer.weights]
+    assert len(weighted) == hidden_layers + 1
+    # (the members' three output biases become their mean: one number)
+    assert network.count_params() == (model.count_params() - 2 if hidden_layers else 10 + 1)
     network.save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras", compile=False)
     np.testing.assert_array_equal(loaded(x).numpy(), network(x).numpy())
