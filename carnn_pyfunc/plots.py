@@ -19,7 +19,7 @@ def training_figures(
 
 def learning_curves(history: dict[str, list[float]]) -> Figure:
     figure = Figure(figsize=(10, 4), layout="constrained")
-    labels = ("loss (training space, with L2 penalty)", "MAE (MPG)")
+    labels = ("loss (members' sum, training space, with L2)", "MAE (MPG, members' mean)")
     for axes, metric, label in zip(figure.subplots(1, 2), ("loss", "mae"), labels, strict=True):
         epochs = np.arange(1, len(history[metric]) + 1)
         axes.plot(epochs, history[metric], label="training")
@@ -29,7 +29,7 @@ def learning_curves(history: dict[str, list[float]]) -> Figure:
         axes.set_yscale("log")
         axes.grid(alpha=0.3)
         axes.legend()
-    figure.suptitle("Learning curves (first ensemble member)")
+    figure.suptitle("Learning curves (ensemble members, each validated on its own rows)")
     return figure
 
 
