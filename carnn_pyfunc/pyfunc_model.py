@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import threading
 import warnings
 from collections.abc import Callable
@@ -39,6 +40,7 @@ FORWARDS = ("tflite", "tf_function")
 DEFAULT_MODEL_CONFIG = {TF_THREADS_CONFIG: 1, FORWARD_CONFIG: "tflite"}
 _OUTPUT_COLUMNS = pd.Index([OUTPUT_COLUMN])
 _TFLITE_BLOCK = 8192  # rows per interpreter call on large batches
+_PARALLEL_ROWS = 1024  # from this many rows, the network runs on every core
 
 
 class CarnnModel(PythonModel):
@@ -128,46 +130,63 @@ def _tf_function_forward(network, n_features: int) -> Callable[[np.ndarray], np.
 
 def _tflite_forward(network, n_features: int) -> Callable[[np.ndarray], np.ndarray]:
     """The network converted by ``tf.lite.TFLiteConverter`` (input ``[None, n_features]``) and run
-    by the TFLite interpreter with its default CPU kernels (XNNPACK), one thread.
+    by TFLite interpreters with their default CPU kernels (XNNPACK).
 
-    The interpreter is not thread-safe and has one input shape at a time: calls are serialised by
-    a lock, the input is resized only when the row count changes, and batches larger than
-    ``_TFLITE_BLOCK`` rows run block by block so its buffers stay a few MB.
+    Batches under ``_PARALLEL_ROWS`` rows (a served request) run on a one-thread interpreter,
+    inline in the caller's thread; larger batches on a second interpreter with one thread per
+    core, where splitting the work pays for the hand-off.
     """
     import tensorflow as tf
 
     with contextlib.redirect_stdout(io.StringIO()) as said:  # the converter prints its export
         flatbuffer = tf.lite.TFLiteConverter.from_keras_model(network).convert()
     logger.debug("TFLite conversion: %s", said.getvalue().strip())
-    with warnings.catch_warnings():
-        # TF 2.21 still ships tf.lite.Interpreter and warns that it moves to LiteRT
-        # (ai_edge_litert); the runtime libraries here are TensorFlow's, pinned exactly.
-        warnings.filterwarnings("ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated")
-        interpreter = tf.lite.Interpreter(model_content=flatbuffer, num_threads=1)
-    (source,) = interpreter.get_input_details()
-    (target,) = interpreter.get_output_details()
-    if list(source["shape_signature"]) != [-1, n_features]:
-        raise ValueError(f"TFLite input {source['shape_signature']}, expected [-1, {n_features}]")
-    lock = threading.Lock()
-    rows_allocated = [0]
-
-    def run(block: np.ndarray) -> np.ndarray:
-        if len(block) != rows_allocated[0]:
-            interpreter.resize_tensor_input(source["index"], block.shape, strict=True)
-            interpreter.allocate_tensors()
-            rows_allocated[0] = len(block)
-        interpreter.set_tensor(source["index"], block)
-        interpreter.invoke()
-        return interpreter.get_tensor(target["index"])[:, 0]
+    cores = os.cpu_count() or 1
+    small = _TFLiteRunner(tf, flatbuffer, n_features, threads=1)
+    large = _TFLiteRunner(tf, flatbuffer, n_features, threads=cores) if cores > 1 else small
 
     def forward(features: np.ndarray) -> np.ndarray:
         features = np.ascontiguousarray(features, dtype=np.float32)
-        with lock:
+        return (small if len(features) < _PARALLEL_ROWS else large)(features)
+
+    large(np.zeros((_PARALLEL_ROWS, n_features), dtype=np.float32))  # warm up the large one too
+    return forward
+
+
+class _TFLiteRunner:
+    """One TFLite interpreter. It is not thread-safe and holds one input shape at a time: calls
+    are serialised by a lock, the input is resized only when the row count changes, and batches
+    over ``_TFLITE_BLOCK`` rows run block by block so its buffers stay a few MB."""
+
+    def __init__(self, tf, flatbuffer: bytes, n_features: int, threads: int) -> None:
+        with warnings.catch_warnings():
+            # TF 2.21 still ships tf.lite.Interpreter and warns that it moves to LiteRT
+            # (ai_edge_litert); the runtime libraries here are TensorFlow's, pinned exactly.
+            warnings.filterwarnings("ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated")
+            self.interpreter = tf.lite.Interpreter(model_content=flatbuffer, num_threads=threads)
+        (self.source,) = self.interpreter.get_input_details()
+        (self.target,) = self.interpreter.get_output_details()
+        if list(self.source["shape_signature"]) != [-1, n_features]:
+            raise ValueError(
+                f"TFLite input {self.source['shape_signature']}, expected [-1, {n_features}]"
+            )
+        self.lock = threading.Lock()
+        self.rows = 0
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        with self.lock:
             if len(features) <= _TFLITE_BLOCK:
-                return run(features)
+                return self._run(features)
             return np.concatenate(
-                [run(features[i : i + _TFLITE_BLOCK])
+                [self._run(features[i : i + _TFLITE_BLOCK])
                  for i in range(0, len(features), _TFLITE_BLOCK)]
             )  # fmt: skip
 
-    return forward
+    def _run(self, block: np.ndarray) -> np.ndarray:
+        if len(block) != self.rows:
+            self.interpreter.resize_tensor_input(self.source["index"], block.shape, strict=True)
+            self.interpreter.allocate_tensors()
+            self.rows = len(block)
+        self.interpreter.set_tensor(self.source["index"], block)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.target["index"])[:, 0]

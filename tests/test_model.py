@@ -147,9 +147,15 @@ def test_fast_path_equals_keras_predict_for_one_and_many_rows(
         f"{model_dir}/artifacts/contract.json", f"{model_dir}/artifacts/scaler.joblib"
     )
     many = test_split.sample(100_000, replace=True, random_state=0).reset_index(drop=True)
-    # 1 row, a few, then many (blocks of 8,192 and a remainder), then 1 row again: every
-    # change of batch size re-plans the TFLite interpreter
-    for frame in (test_split.head(1), test_split.head(7), many, test_split.tail(1)):
+    # 1 row, a few, 1,024 (the first size run on every core), then many (blocks of 8,192 and a
+    # remainder), then 1 row again: every change of batch size re-plans a TFLite interpreter
+    for frame in (
+        test_split.head(1),
+        test_split.head(7),
+        many.head(1024),
+        many,
+        test_split.tail(1),
+    ):
         expected = network.predict(contract.transform(frame), verbose=0, batch_size=8192)[:, 0]
         predicted = model.predict(frame.drop(columns=["mpg"]))["mpg"].to_numpy()
         assert predicted.shape == expected.shape
