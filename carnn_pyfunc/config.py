@@ -37,7 +37,7 @@ class TrainConfig:
         "log", "what the network fits: mpg, or log (log MPG)", lambda v: v in ("mpg", "log")
     )
     ensemble_size: int = _param(
-        2,
+        4,
         "networks averaged inside the one model, each with its own seed and validation part",
         lambda v: 1 <= v <= 20,
     )
