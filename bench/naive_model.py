@@ -34,7 +34,8 @@ class NaiveModel(PythonModel):
         df["maker"] = maker.where(maker.isin(self.makers), "other")
         df["origin"] = df["origin"].map(ORIGIN_NAMES)
         dummies = pd.get_dummies(df[["origin", "maker"]], prefix=["origin", "maker"])
-        features = pd.concat([df[self.numeric], dummies], axis=1)
+        diesel = df["name"].str.lower().str.contains(r"\bdiesel\b|\b\d{3}d\b").astype(float)
+        features = pd.concat([df[self.numeric], dummies, diesel.rename("diesel")], axis=1)
         features = features.reindex(columns=self.columns, fill_value=0)
         features[self.numeric] = self.scaler.transform(features[self.numeric].to_numpy())
         mpg = self.model.predict(features.to_numpy(dtype=np.float32), verbose=0)[:, 0]
