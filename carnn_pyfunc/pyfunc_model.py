@@ -141,9 +141,11 @@ def _tflite_forward(network, n_features: int) -> Callable[[np.ndarray], np.ndarr
     with contextlib.redirect_stdout(io.StringIO()) as said:  # the converter prints its export
         flatbuffer = tf.lite.TFLiteConverter.from_keras_model(network).convert()
     logger.debug("TFLite conversion: %s", said.getvalue().strip())
-    cores = os.cpu_count() or 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     small = _TFLiteRunner(tf, flatbuffer, n_features, threads=1)
-    large = _TFLiteRunner(tf, flatbuffer, n_features, threads=cores) if cores > 1 else small
+    large = (
+        _TFLiteRunner(tf, flatbuffer, n_features, threads=cores) if cores and cores > 1 else small
+    )
 
     def forward(features: np.ndarray) -> np.ndarray:
         features = np.ascontiguousarray(features, dtype=np.float32)
