@@ -19,7 +19,7 @@ def training_figures(
 
 def learning_curves(history: dict[str, list[float]]) -> Figure:
     figure = Figure(figsize=(10, 4), layout="constrained")
-    labels = ("loss (members' sum, training space, with L2)", "MAE (MPG, members' mean)")
+    labels = ("loss: per row, summed over its members, + L2", "MAE (MPG, members' mean)")
     for axes, metric, label in zip(figure.subplots(1, 2), ("loss", "mae"), labels, strict=True):
         epochs = np.arange(1, len(history[metric]) + 1)
         axes.plot(epochs, history[metric], label="training")

@@ -138,8 +138,15 @@ def _tflite_forward(network, n_features: int) -> Callable[[np.ndarray], np.ndarr
     """
     import tensorflow as tf
 
-    with contextlib.redirect_stdout(io.StringIO()) as said:  # the converter prints its export
-        flatbuffer = tf.lite.TFLiteConverter.from_keras_model(network).convert()
+    # The converter exports a SavedModel first and says so on stdout and TensorFlow's logger.
+    tf_logger = logging.getLogger("tensorflow")
+    level = tf_logger.level
+    tf_logger.setLevel(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()) as said:
+            flatbuffer = tf.lite.TFLiteConverter.from_keras_model(network).convert()
+    finally:
+        tf_logger.setLevel(level)
     logger.debug("TFLite conversion: %s", said.getvalue().strip())
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     small = _TFLiteRunner(tf, flatbuffer, n_features, threads=1)
