@@ -12,6 +12,8 @@ import pandas as pd
 from mlflow.models import set_model
 from mlflow.pyfunc import PythonModel
 
+from carnn_pyfunc.features import DIESEL_NAME
+
 ORIGIN_NAMES = {1: "usa", 2: "europe", 3: "japan"}
 
 
@@ -34,7 +36,7 @@ class NaiveModel(PythonModel):
         df["maker"] = maker.where(maker.isin(self.makers), "other")
         df["origin"] = df["origin"].map(ORIGIN_NAMES)
         dummies = pd.get_dummies(df[["origin", "maker"]], prefix=["origin", "maker"])
-        diesel = df["name"].str.lower().str.contains(r"\bdiesel\b|\b\d{3}d\b").astype(float)
+        diesel = df["name"].str.lower().str.contains(DIESEL_NAME.pattern).astype(float)
         features = pd.concat([df[self.numeric], dummies, diesel.rename("diesel")], axis=1)
         features = features.reindex(columns=self.columns, fill_value=0)
         features[self.numeric] = self.scaler.transform(features[self.numeric].to_numpy())

@@ -10,6 +10,10 @@ from pathlib import Path
 
 from carnn_pyfunc.data import DEFAULT_DATA_PATH
 
+# The losses and target spaces a network can train with (network.py implements each one).
+LOSSES = ("mse", "huber")
+TARGETS = ("mpg", "log")
+
 # Python types of config fields, by their annotation (annotations are strings here).
 FIELD_TYPES: dict[str, type] = {"int": int, "float": float, "str": str}
 
@@ -32,9 +36,9 @@ class TrainConfig:
     hidden_layers: int = _param(2, "number of hidden layers", lambda v: 0 <= v <= 16)
     dropout: float = _param(0.0, "dropout rate after each hidden layer", lambda v: 0 <= v < 1)
     l2: float = _param(0.001, "L2 weight penalty on the hidden layers", lambda v: 0 <= v < 1)
-    loss: str = _param("huber", "training loss: mse or huber", lambda v: v in ("mse", "huber"))
+    loss: str = _param("huber", "training loss: mse or huber", lambda v: v in LOSSES)
     target: str = _param(
-        "log", "what the network fits: mpg, or log (log MPG)", lambda v: v in ("mpg", "log")
+        "log", "what the network fits: mpg, or log (log MPG)", lambda v: v in TARGETS
     )
     ensemble_size: int = _param(
         4,

@@ -8,18 +8,19 @@ from collections.abc import Callable
 import keras
 import numpy as np
 
-# How the network sees the target: MPG itself, or its logarithm (relative errors, and the
-# multiplicative effect of weight and power on fuel economy become additive).
-TARGETS: dict[str, tuple[Callable, Callable]] = {
+from carnn_pyfunc.config import LOSSES, TARGETS
+
+# How the network sees each of config.TARGETS: MPG itself, or its logarithm (relative errors,
+# and the multiplicative effect of weight and power on fuel economy become additive).
+CODECS: dict[str, tuple[Callable, Callable]] = {
     "mpg": (lambda y: y, lambda z: z),
     "log": (np.log, keras.ops.exp),
 }
-LOSSES = ("mse", "huber")
 
 
 def encode_target(mpg: np.ndarray, target: str) -> np.ndarray:
     """MPG in the network's training space."""
-    return np.asarray(TARGETS[target][0](mpg), dtype=np.float32)
+    return np.asarray(CODECS[target][0](mpg), dtype=np.float32)
 
 
 def pack_targets(encoded: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -60,7 +61,7 @@ def _member_loss(loss: str):
 def _mpg_mae(target: str):
     """Mean absolute error in MPG whatever the training space (logged as ``mae``): per row, the
     mean over the members the row counts for."""
-    decode = TARGETS[target][1]
+    decode = CODECS[target][1]
 
     def mae(y_true, y_pred):
         encoded, mask = _unpack(y_true, y_pred)

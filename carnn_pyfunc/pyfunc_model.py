@@ -50,7 +50,7 @@ class CarnnModel(PythonModel):
         import keras
 
         config = {**DEFAULT_MODEL_CONFIG, **(context.model_config or {})}
-        _limit_tf_threads(int(config.get(TF_THREADS_CONFIG) or 0))
+        _limit_tf_threads(int(config[TF_THREADS_CONFIG] or 0))
         artifacts = context.artifacts
         self.contract = FeatureContract.load(
             artifacts[CONTRACT_ARTIFACT], artifacts[SCALER_ARTIFACT]

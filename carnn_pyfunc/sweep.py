@@ -13,9 +13,8 @@ from dataclasses import asdict, replace
 import mlflow
 
 from carnn_pyfunc import data
-from carnn_pyfunc.config import TrainConfig
+from carnn_pyfunc.config import LOSSES, TARGETS, TrainConfig
 from carnn_pyfunc.evaluation import cross_validate, cv_splits, log_cv_run, network_fit_predict
-from carnn_pyfunc.network import LOSSES, TARGETS
 from carnn_pyfunc.training import TrainResult, run_training
 
 logger = logging.getLogger(__name__)

@@ -11,9 +11,8 @@ import optuna
 import pytest
 
 from carnn_pyfunc.cli import main
-from carnn_pyfunc.config import TrainConfig
+from carnn_pyfunc.config import LOSSES, TARGETS, TrainConfig
 from carnn_pyfunc.evaluation import BASELINES, NETWORK, cv_splits, run_evaluation, summarise
-from carnn_pyfunc.network import LOSSES, TARGETS
 from carnn_pyfunc.sweep import run_sweep, suggest
 
 TINY = {"epochs": 8, "patience": 0, "ensemble_size": 2}
