@@ -12,7 +12,7 @@ import pandas as pd
 from mlflow.models import set_model
 from mlflow.pyfunc import PythonModel
 
-from carnn_pyfunc.features import DIESEL_NAME
+from carnn_pyfunc.features import NAME_FLAGS
 
 ORIGIN_NAMES = {1: "usa", 2: "europe", 3: "japan"}
 
@@ -36,8 +36,11 @@ class NaiveModel(PythonModel):
         df["maker"] = maker.where(maker.isin(self.makers), "other")
         df["origin"] = df["origin"].map(ORIGIN_NAMES)
         dummies = pd.get_dummies(df[["origin", "maker"]], prefix=["origin", "maker"])
-        diesel = df["name"].str.lower().str.contains(DIESEL_NAME.pattern).astype(float)
-        features = pd.concat([df[self.numeric], dummies, diesel.rename("diesel")], axis=1)
+        flags = [
+            df["name"].str.lower().str.contains(pattern.pattern).astype(float).rename(flag)
+            for flag, pattern in NAME_FLAGS.items()
+        ]
+        features = pd.concat([df[self.numeric], dummies, *flags], axis=1)
         features = features.reindex(columns=self.columns, fill_value=0)
         features[self.numeric] = self.scaler.transform(features[self.numeric].to_numpy())
         mpg = self.model.predict(features.to_numpy(dtype=np.float32), verbose=0)[:, 0]

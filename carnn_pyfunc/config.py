@@ -13,6 +13,8 @@ from carnn_pyfunc.data import DEFAULT_DATA_PATH
 # The losses and target spaces a network can train with (network.py implements each one).
 LOSSES = ("mse", "huber")
 TARGETS = ("mpg", "log")
+# How the learning rate moves over a run (network.py implements each one).
+SCHEDULES = ("cosine", "constant")
 
 # Python types of config fields, by their annotation (annotations are strings here).
 FIELD_TYPES: dict[str, type] = {"int": int, "float": float, "str": str}
@@ -31,7 +33,12 @@ class TrainConfig:
         600, "maximum number of epochs (early stopping may end sooner)", lambda v: v >= 1
     )
     batch_size: int = _param(32, "mini-batch size", lambda v: v >= 1)
-    learning_rate: float = _param(0.001, "Adam learning rate", lambda v: 0 < v < 1)
+    learning_rate: float = _param(0.001, "Adam's (initial) learning rate", lambda v: 0 < v < 1)
+    lr_schedule: str = _param(
+        "cosine",
+        "learning rate over the run: cosine (decays to 0 by the last epoch) or constant",
+        lambda v: v in SCHEDULES,
+    )
     hidden_units: int = _param(64, "units in each hidden layer", lambda v: v >= 1)
     hidden_layers: int = _param(2, "number of hidden layers", lambda v: 0 <= v <= 16)
     dropout: float = _param(0.0, "dropout rate after each hidden layer", lambda v: 0 <= v < 1)
@@ -46,7 +53,7 @@ class TrainConfig:
         lambda v: 1 <= v <= 20,
     )
     patience: int = _param(
-        60, "early-stopping patience in epochs on validation loss; 0 = off", lambda v: v >= 0
+        0, "early-stopping patience in epochs on validation loss; 0 = off", lambda v: v >= 0
     )
     seed: int = _param(
         42, "seed for the split, the weight initialisation and shuffling", lambda v: v >= 0

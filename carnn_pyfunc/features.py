@@ -44,11 +44,15 @@ MAKER_ALIASES = {
     "mercedes-benz": "mercedes",
 }
 
-# Diesel cars run far more miles per gallon than their size and power suggest, and the record
-# says so only in the name: "vw rabbit c (diesel)", "mercedes benz 300d" (a three-digit model
-# number ending in d is Mercedes' diesel naming).
-DIESEL_NAME = re.compile(r"\bdiesel\b|\b\d{3}d\b")
-DIESEL_FEATURE = "diesel"
+# Engines the numbers do not show, read from the (lower-case) car name, one 0/1 feature each:
+# - diesel: runs far more miles per gallon than its size and power suggest: "vw rabbit c
+#   (diesel)", "mercedes benz 300d" (a three-digit model number ending in d is Mercedes' naming);
+# - rotary: Mazda's rotary-engined RX models ("mazda rx-4", "maxda rx3") run far fewer; the
+#   records give them three cylinders, which no piston car in them has.
+NAME_FLAGS: dict[str, re.Pattern[str]] = {
+    "diesel": re.compile(r"\bdiesel\b|\b\d{3}d\b"),
+    "rotary": re.compile(r"^ma[zx]da\s.*\brx-?\d"),
+}
 
 # What a real car can have: (lowest, highest, whether the lowest itself is allowed, meaning).
 LIMITS: dict[str, tuple[float, float, bool, str]] = {
@@ -91,9 +95,10 @@ def maker_of(name: object, aliases: dict[str, str] = MAKER_ALIASES) -> str | Non
     return aliases.get(words[0], words[0])
 
 
-def is_diesel(name: object) -> bool:
-    """Whether a car name says the car is a diesel."""
-    return isinstance(name, str) and DIESEL_NAME.search(name.lower()) is not None
+def name_flags(name: object) -> tuple[float, ...]:
+    """The :data:`NAME_FLAGS` a car name raises (1.0) or not (0.0), in their order."""
+    text = name.lower() if isinstance(name, str) else ""
+    return tuple(float(pattern.search(text) is not None) for pattern in NAME_FLAGS.values())
 
 
 def library_versions() -> dict[str, str]:
@@ -118,11 +123,11 @@ class FeatureContract:
     @property
     def feature_names(self) -> tuple[str, ...]:
         origins = tuple(f"origin_{name}" for name in ORIGINS.values())
-        return (*NUMERIC_FIELDS, *origins, *(f"maker_{m}" for m in self.makers), DIESEL_FEATURE)
+        return (*NUMERIC_FIELDS, *origins, *(f"maker_{m}" for m in self.makers), *NAME_FLAGS)
 
     @property
     def n_features(self) -> int:
-        return len(NUMERIC_FIELDS) + len(ORIGINS) + len(self.makers) + 1
+        return len(NUMERIC_FIELDS) + len(ORIGINS) + len(self.makers) + len(NAME_FLAGS)
 
     def __post_init__(self) -> None:
         # Precomputed positions and arrays for the hot path (frozen dataclass: set via object).
@@ -170,9 +175,9 @@ class FeatureContract:
         out[:, :n_num] = numbers[:, :n_num] * self._scale + self._shift
 
         rows = np.arange(n_rows)
-        maker, diesel = self._name_features(names, n_rows)
+        maker, flags = self._name_features(names, n_rows)
         out[rows, self._maker_offset + maker] = 1.0
-        out[:, -1] = diesel
+        out[:, -len(NAME_FLAGS) :] = flags
 
         origin = numbers[:, _ORIGIN]
         unknown = np.isnan(origin)
@@ -243,9 +248,10 @@ class FeatureContract:
     def _name_features(
         self, names: np.ndarray | None, n_rows: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Each row's maker position and diesel flag, looked up once per distinct name."""
+        """Each row's maker position and name flags, looked up once per distinct name."""
         if names is None:
-            return np.full(n_rows, self._other_index, dtype=np.int64), np.zeros(n_rows)
+            no_flags = np.zeros((n_rows, len(NAME_FLAGS)), dtype=np.float32)
+            return np.full(n_rows, self._other_index, dtype=np.int64), no_flags
         if n_rows > _SMALL_BATCH:
             codes, uniques = pd.factorize(names, use_na_sentinel=True)  # null -> -1
         else:  # a few rows: cheaper to look every name up than to factorize
@@ -256,8 +262,8 @@ class FeatureContract:
             + [self._other_index],  # code -1, a null name
             dtype=np.int64,
         )  # fmt: skip
-        diesel = np.array([is_diesel(n) for n in uniques] + [False], dtype=np.float32)
-        return maker[codes], diesel[codes]
+        flags = np.array([name_flags(n) for n in uniques] + [name_flags(None)], dtype=np.float32)
+        return maker[codes], flags[codes]
 
     # ---------------------------------------------------------- persistence
     def to_json_dict(self) -> dict[str, Any]:

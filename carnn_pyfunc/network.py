@@ -8,7 +8,7 @@ from collections.abc import Callable
 import keras
 import numpy as np
 
-from carnn_pyfunc.config import LOSSES, TARGETS
+from carnn_pyfunc.config import LOSSES, SCHEDULES, TARGETS
 
 # How the network sees each of config.TARGETS: MPG itself, or its logarithm (relative errors,
 # and the multiplicative effect of weight and power on fuel economy become additive).
@@ -80,6 +80,8 @@ def build_network(
     dropout: float = 0.0,
     l2: float = 0.0,
     learning_rate: float = 1e-3,
+    lr_schedule: str = "constant",
+    steps: int = 1,
     loss: str = "mse",
     target: str = "mpg",
 ) -> keras.Model:
@@ -90,14 +92,19 @@ def build_network(
     input and the optimizer step, so all of them train for the price of about one (the network
     is tiny: a training step costs its call overhead, not its arithmetic). Compiled with Adam on
     the members' summed ``loss`` in the ``target`` space, each member on its own rows (see
-    :func:`pack_targets`), reporting MAE in MPG.
+    :func:`pack_targets`), reporting MAE in MPG. ``lr_schedule`` "cosine" decays the learning
+    rate from ``learning_rate`` to 0 over ``steps`` optimizer steps (the whole run): the last
+    epochs settle into a minimum instead of jittering around it at full step size.
     """
-    if n_features < 1 or members < 1 or hidden_units < 1 or hidden_layers < 0:
+    if n_features < 1 or members < 1 or hidden_units < 1 or hidden_layers < 0 or steps < 1:
         raise ValueError(
-            "n_features, members and hidden_units must be positive, hidden_layers >= 0"
+            "n_features, members, hidden_units and steps must be positive, hidden_layers >= 0"
         )
-    if loss not in LOSSES or target not in TARGETS:
-        raise ValueError(f"loss must be one of {LOSSES}, target one of {tuple(TARGETS)}")
+    if loss not in LOSSES or target not in TARGETS or lr_schedule not in SCHEDULES:
+        raise ValueError(
+            f"loss must be one of {LOSSES}, target one of {TARGETS}, lr_schedule one of "
+            f"{SCHEDULES}"
+        )
     regulariser = keras.regularizers.L2(l2) if l2 > 0 else None
     inputs = keras.Input(shape=(n_features,), name="features")
     outputs = []
@@ -117,7 +124,11 @@ def build_network(
     model = keras.Model(inputs, output)
     model.compile(
         steps_per_execution=32,  # whole epochs in one compiled call: the model is tiny
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        optimizer=keras.optimizers.Adam(
+            learning_rate=keras.optimizers.schedules.CosineDecay(learning_rate, steps)
+            if lr_schedule == "cosine"
+            else learning_rate
+        ),
         loss=_member_loss(loss),
         metrics=[_mpg_mae(target)],
     )

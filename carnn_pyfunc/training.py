@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import subprocess
 import tempfile
 import time
@@ -153,6 +154,8 @@ def fit_network(
         dropout=config.dropout,
         l2=config.l2,
         learning_rate=config.learning_rate,
+        lr_schedule=config.lr_schedule,
+        steps=config.epochs * math.ceil(len(train) / config.batch_size),
         loss=config.loss,
         target=config.target,
     )

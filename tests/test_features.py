@@ -8,6 +8,7 @@ import pytest
 
 from carnn_pyfunc import data
 from carnn_pyfunc.features import (
+    NAME_FLAGS,
     NUMERIC_FIELDS,
     OTHER_MAKER,
     FeatureContract,
@@ -88,8 +89,9 @@ def test_training_rows_scale_into_unit_range(splits, contract):
     # Exactly one origin and one maker column set per training row.
     origin = slice(len(NUMERIC_FIELDS), len(NUMERIC_FIELDS) + 3)
     assert (matrix[:, origin].sum(axis=1) == 1).all()
-    assert (matrix[:, origin.stop : -1].sum(axis=1) == 1).all()
-    assert set(np.unique(matrix[:, -1])) == {0.0, 1.0}  # diesel or not
+    flags = len(NAME_FLAGS)
+    assert (matrix[:, origin.stop : -flags].sum(axis=1) == 1).all()
+    assert set(np.unique(matrix[:, -flags:])) == {0.0, 1.0}  # diesel or not, rotary or not
 
 
 def test_feature_names_match_the_matrix(contract):
@@ -146,12 +148,36 @@ def test_diesel_is_read_from_the_name(contract, name, diesel):
     assert row[contract.feature_names.index("diesel")] == diesel
 
 
-def test_diesel_flags_in_a_large_batch_equal_row_by_row(contract, auto_mpg):
+@pytest.mark.parametrize(
+    ("name", "rotary"),
+    [
+        ("mazda rx-7 gs", 1.0),
+        ("maxda rx3", 1.0),
+        ("Mazda RX2 coupe", 1.0),
+        ("mazda 626", 0.0),
+        ("lexus rx 350", 0.0),  # not a Mazda
+        ("mazda glc", 0.0),
+        (None, 0.0),
+        (DROP, 0.0),
+    ],
+)
+def test_rotary_is_read_from_the_name(contract, name, rotary):
+    row = contract.transform(records(name=name))[0]
+    assert row[contract.feature_names.index("rotary")] == rotary
+
+
+def test_the_data_calls_rotary_exactly_its_three_cylinder_cars(contract, auto_mpg):
+    rotary = contract.transform(auto_mpg.drop(columns=["mpg"]))[:, -1]
+    np.testing.assert_array_equal(rotary == 1.0, auto_mpg["cylinders"].to_numpy() == 3)
+
+
+def test_name_flags_in_a_large_batch_equal_row_by_row(contract, auto_mpg):
     frame = auto_mpg.drop(columns=["mpg"]).sample(500, replace=True, random_state=2)
-    batch = contract.transform(frame)[:, -1]
-    one_by_one = [contract.transform(frame.iloc[[i]])[0, -1] for i in range(len(frame))]
+    flags = slice(-len(NAME_FLAGS), None)
+    batch = contract.transform(frame)[:, flags]
+    one_by_one = [contract.transform(frame.iloc[[i]])[0, flags] for i in range(len(frame))]
     np.testing.assert_array_equal(batch, one_by_one)
-    assert 0 < batch.sum() < len(frame)
+    assert (0 < batch.sum(axis=0)).all() and (batch.sum(axis=0) < len(frame)).all()
 
 
 def test_four_digit_year_equals_two_digit(contract):

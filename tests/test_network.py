@@ -59,3 +59,19 @@ def test_mae_metric_is_in_mpg_over_the_members_a_row_counts_for():
     mask = np.array([[1.0, 0.0], [1.0, 1.0]], dtype=np.float32)
     value = keras.ops.convert_to_numpy(_mpg_mae("log")(pack_targets(y_true, mask), y_pred))
     np.testing.assert_allclose(value, [2.0, 3.0], rtol=1e-5)
+
+
+@pytest.mark.parametrize(("lr_schedule", "final_rate"), [("cosine", 0.0), ("constant", 0.01)])
+def test_learning_rate_schedule_runs_over_the_given_steps(lr_schedule, final_rate):
+    x = np.random.default_rng(2).random((40, 4), dtype=np.float32)
+    y = pack_targets(x.sum(axis=1), np.ones((40, 2)))
+    model = build_network(
+        4, members=2, hidden_units=4, learning_rate=0.01, lr_schedule=lr_schedule, steps=20
+    )
+    rates = []
+    for _ in range(2):  # 2 x 5 epochs x 2 batches = the 20 steps
+        model.fit(x, y, epochs=5, batch_size=20, verbose=0)
+        rates.append(float(model.optimizer.learning_rate))
+    assert rates[1] == pytest.approx(final_rate, abs=1e-7)
+    if lr_schedule == "cosine":
+        assert rates[0] == pytest.approx(0.005, rel=1e-4)  # half-way down the cosine
