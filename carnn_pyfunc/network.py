@@ -101,10 +101,8 @@ def build_network(
             "n_features, members, hidden_units and steps must be positive, hidden_layers >= 0"
         )
     if loss not in LOSSES or target not in TARGETS or lr_schedule not in SCHEDULES:
-        raise ValueError(
-            f"loss must be one of {LOSSES}, target one of {TARGETS}, lr_schedule one of "
-            f"{SCHEDULES}"
-        )
+        choices = f"loss {LOSSES}, target {TARGETS}, lr_schedule {SCHEDULES}"
+        raise ValueError(f"expected one of each: {choices}")
     regulariser = keras.regularizers.L2(l2) if l2 > 0 else None
     inputs = keras.Input(shape=(n_features,), name="features")
     outputs = []
