@@ -24,7 +24,8 @@ class NaiveModel(PythonModel):
         with open(context.artifacts["contract"]) as handle:
             contract = json.load(handle)
         self.columns = contract["feature_names"]
-        self.numeric = contract["scaled_fields"]
+        self.scaled = contract["scaled_features"]
+        self.logged = contract["log_fields"]
         self.makers = set(contract["makers"])
         self.aliases = contract["maker_aliases"]
         self.median = contract["horsepower_median"]
@@ -35,14 +36,20 @@ class NaiveModel(PythonModel):
         maker = df["name"].str.lower().str.split().str[0].replace(self.aliases)
         df["maker"] = maker.where(maker.isin(self.makers), "other")
         df["origin"] = df["origin"].map(ORIGIN_NAMES)
-        dummies = pd.get_dummies(df[["origin", "maker"]], prefix=["origin", "maker"])
+        df["model_year"] = df["year"].astype(int)
+        for field in self.logged:
+            df[f"log_{field}"] = np.log(df[field])
+        dummies = pd.get_dummies(
+            df[["origin", "maker", "model_year"]].astype({"model_year": str}),
+            prefix=["origin", "maker", "year"],
+        )
         flags = [
             df["name"].str.lower().str.contains(pattern.pattern).astype(float).rename(flag)
             for flag, pattern in NAME_FLAGS.items()
         ]
-        features = pd.concat([df[self.numeric], dummies, *flags], axis=1)
+        features = pd.concat([df[self.scaled], dummies, *flags], axis=1)
         features = features.reindex(columns=self.columns, fill_value=0)
-        features[self.numeric] = self.scaler.transform(features[self.numeric].to_numpy())
+        features[self.scaled] = self.scaler.transform(features[self.scaled].to_numpy())
         mpg = self.model.predict(features.to_numpy(dtype=np.float32), verbose=0)[:, 0]
         return pd.DataFrame({"mpg": mpg.astype(np.float64)})
 

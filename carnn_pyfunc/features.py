@@ -23,12 +23,16 @@ import numpy as np
 import pandas as pd
 from sklearn.preprocessing import MinMaxScaler
 
-CONTRACT_FORMAT = 1
+CONTRACT_FORMAT = 2
 
 NUMERIC_FIELDS = ("cylinders", "displacement", "horsepower", "weight", "acceleration", "year")
 REQUIRED_FIELDS = ("cylinders", "displacement", "weight", "acceleration", "year")
 OPTIONAL_FIELDS = ("horsepower", "origin", "name")
 INPUT_FIELDS = (*NUMERIC_FIELDS, "origin", "name")
+# Fuel economy is close to a power law of size, power and weight: their logarithms are scaled
+# features too (log MPG is then near-linear in them, which the network's linear path can take).
+LOG_FIELDS = ("displacement", "horsepower", "weight")
+SCALED_FEATURES = (*NUMERIC_FIELDS, *(f"log_{f}" for f in LOG_FIELDS))
 
 ORIGINS = {1: "usa", 2: "europe", 3: "japan"}
 OTHER_MAKER = "other"
@@ -70,6 +74,8 @@ _NUMBERS = (*NUMERIC_FIELDS, "origin")
 _CYLINDERS, _HORSEPOWER, _YEAR, _ORIGIN = (
     _NUMBERS.index(f) for f in ("cylinders", "horsepower", "year", "origin")
 )
+_LOGGED = [_NUMBERS.index(f) for f in LOG_FIELDS]
+_YEARS = 200  # model years after normalising: 0-99 two-digit, 100-199 for 2000-2099
 _NULL_ALLOWED = np.array([f not in REQUIRED_FIELDS for f in _NUMBERS])
 _SMALL_BATCH = 64  # up to this many rows, one object conversion beats per-column access
 _IDENTITY = np.arange(_SMALL_BATCH)
@@ -114,7 +120,8 @@ class FeatureContract:
     makers: tuple[str, ...]  # known makers; the last one is OTHER_MAKER
     maker_origin: dict[str, int]  # most common origin of each known maker in training
     origin_frequencies: tuple[float, ...]  # share of USA, Europe, Japan in training
-    scaler: MinMaxScaler = field(repr=False, compare=False)
+    years: tuple[int, ...]  # the (two-digit) model years of the training rows, one feature each
+    scaler: MinMaxScaler = field(repr=False, compare=False)  # of SCALED_FEATURES
     maker_aliases: dict[str, str] = field(default_factory=lambda: dict(MAKER_ALIASES))
     limits: dict[str, tuple[float, float, bool, str]] = field(default_factory=lambda: dict(LIMITS))
     versions: dict[str, str] = field(default_factory=library_versions)
@@ -122,19 +129,39 @@ class FeatureContract:
     # ----------------------------------------------------------------- layout
     @property
     def feature_names(self) -> tuple[str, ...]:
-        origins = tuple(f"origin_{name}" for name in ORIGINS.values())
-        return (*NUMERIC_FIELDS, *origins, *(f"maker_{m}" for m in self.makers), *NAME_FLAGS)
+        """Scaled numbers, then one-hot origin, maker and model year, then the name flags.
+
+        The year is both a number (its trend) and one-hot (each year's own level: the fleet did
+        not improve smoothly); a year outside the training years has only the number.
+        """
+        return (
+            *SCALED_FEATURES,
+            *(f"origin_{name}" for name in ORIGINS.values()),
+            *(f"maker_{m}" for m in self.makers),
+            *(f"year_{y}" for y in self.years),
+            *NAME_FLAGS,
+        )
 
     @property
     def n_features(self) -> int:
-        return len(NUMERIC_FIELDS) + len(ORIGINS) + len(self.makers) + len(NAME_FLAGS)
+        return (
+            len(SCALED_FEATURES)
+            + len(ORIGINS)
+            + len(self.makers)
+            + len(self.years)
+            + len(NAME_FLAGS)
+        )
 
     def __post_init__(self) -> None:
         # Precomputed positions and arrays for the hot path (frozen dataclass: set via object).
-        n_num = len(NUMERIC_FIELDS)
+        n_scaled = len(SCALED_FEATURES)
         maker_index = {maker: i for i, maker in enumerate(self.makers)}
-        object.__setattr__(self, "_origin_offset", n_num)
-        object.__setattr__(self, "_maker_offset", n_num + len(ORIGINS))
+        object.__setattr__(self, "_origin_offset", n_scaled)
+        object.__setattr__(self, "_maker_offset", n_scaled + len(ORIGINS))
+        object.__setattr__(self, "_year_offset", n_scaled + len(ORIGINS) + len(self.makers))
+        year_position = np.full(_YEARS, -1, dtype=np.int64)  # -1: not a training year
+        year_position[list(self.years)] = np.arange(len(self.years))
+        object.__setattr__(self, "_year_position", year_position)
         object.__setattr__(self, "_maker_index", maker_index)
         object.__setattr__(self, "_other_index", maker_index[OTHER_MAKER])
         object.__setattr__(
@@ -170,11 +197,16 @@ class FeatureContract:
         self._check_values(numbers)
         _impute_and_normalise(numbers, self.horsepower_median)
 
-        n_num = len(NUMERIC_FIELDS)
+        n_num, n_scaled = len(NUMERIC_FIELDS), len(SCALED_FEATURES)
         out = np.zeros((n_rows, self.n_features), dtype=np.float32)
-        out[:, :n_num] = numbers[:, :n_num] * self._scale + self._shift
+        out[:, :n_num] = numbers[:, :n_num] * self._scale[:n_num] + self._shift[:n_num]
+        logged = np.log(numbers[:, _LOGGED])  # positive: checked above
+        out[:, n_num:n_scaled] = logged * self._scale[n_num:] + self._shift[n_num:]
 
         rows = np.arange(n_rows)
+        year = self._year_position[numbers[:, _YEAR].astype(np.int64)]
+        seen = year >= 0
+        out[rows[seen], self._year_offset + year[seen]] = 1.0
         maker, flags = self._name_features(names, n_rows)
         out[rows, self._maker_offset + maker] = 1.0
         out[:, -len(NAME_FLAGS) :] = flags
@@ -275,7 +307,9 @@ class FeatureContract:
             "input_fields": list(INPUT_FIELDS),
             "required_fields": list(REQUIRED_FIELDS),
             "optional_fields": list(OPTIONAL_FIELDS),
-            "scaled_fields": list(NUMERIC_FIELDS),
+            "numeric_fields": list(NUMERIC_FIELDS),
+            "log_fields": list(LOG_FIELDS),
+            "scaled_features": list(SCALED_FEATURES),
             "origins": {str(code): name for code, name in ORIGINS.items()},
             "feature_names": list(self.feature_names),
             **state,
@@ -298,6 +332,7 @@ class FeatureContract:
             makers=tuple(state["makers"]),
             maker_origin={k: int(v) for k, v in state["maker_origin"].items()},
             origin_frequencies=tuple(state["origin_frequencies"]),
+            years=tuple(state["years"]),
             scaler=joblib.load(scaler_path),
             maker_aliases=dict(state["maker_aliases"]),
             limits={k: tuple(v) for k, v in state["limits"].items()},
@@ -313,7 +348,8 @@ def fit_contract(train: pd.DataFrame, *, min_maker_count: int = 5) -> FeatureCon
 
     Makers with fewer than ``min_maker_count`` training rows are grouped as ``other``;
     missing horsepower is imputed with the training median; a MinMaxScaler is fitted on the
-    numeric fields after imputation.
+    numeric fields after imputation and the logarithms of LOG_FIELDS; the training rows' model
+    years are the one-hot years.
     """
     if min_maker_count < 1:
         raise ValueError("min_maker_count must be at least 1")
@@ -328,12 +364,13 @@ def fit_contract(train: pd.DataFrame, *, min_maker_count: int = 5) -> FeatureCon
 
     numeric = train[list(NUMERIC_FIELDS)].to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
     _impute_and_normalise(numeric, hp_median)
-    scaler = MinMaxScaler().fit(numeric)
+    scaler = MinMaxScaler().fit(np.concatenate([numeric, np.log(numeric[:, _LOGGED])], axis=1))
     return FeatureContract(
         horsepower_median=hp_median,
         makers=(*vocabulary, OTHER_MAKER),
         maker_origin=maker_origin,
         origin_frequencies=tuple(float(origin_share.get(code, 0.0)) for code in ORIGINS),
+        years=tuple(int(y) for y in np.unique(numeric[:, _YEAR])),
         scaler=scaler,
     )
 

@@ -85,10 +85,13 @@ def build_network(
     loss: str = "mse",
     target: str = "mpg",
 ) -> keras.Model:
-    """``members`` independent fully connected regression networks trained as ONE Keras model.
+    """``members`` independent wide & deep regression networks trained as ONE Keras model.
 
-    Each member: ``hidden_layers`` ReLU layers of ``hidden_units`` (L2 penalty, dropout), one
-    linear output; the model's output has one column per member. Members share nothing but the
+    Each member: ``hidden_layers`` ReLU layers of ``hidden_units`` (L2 penalty, dropout) into one
+    linear output, plus a linear path from the inputs straight to that output (same L2 penalty;
+    with no hidden layer the member is that linear model alone). The linear path carries what is
+    additive in the training space (a model year's own level, the log of weight), the hidden
+    layers the rest. The model's output has one column per member. Members share nothing but the
     input and the optimizer step, so all of them train for the price of about one (the network
     is tiny: a training step costs its call overhead, not its arithmetic). Compiled with Adam on
     the members' summed ``loss`` in the ``target`` space, each member on its own rows (see
@@ -117,7 +120,13 @@ def build_network(
             )(x)
             if dropout > 0:
                 x = keras.layers.Dropout(dropout, name=f"member{member + 1}_dropout_{i + 1}")(x)
-        outputs.append(keras.layers.Dense(1, name=f"member{member + 1}_target")(x))
+        output = keras.layers.Dense(1, name=f"member{member + 1}_target")(x)
+        if hidden_layers:
+            linear = keras.layers.Dense(
+                1, use_bias=False, kernel_regularizer=regulariser, name=f"member{member + 1}_linear"
+            )(inputs)
+            output = keras.layers.Add(name=f"member{member + 1}_output")([output, linear])
+        outputs.append(output)
     output = outputs[0] if members == 1 else keras.layers.Concatenate(name="members")(outputs)
     model = keras.Model(inputs, output)
     model.compile(
@@ -133,12 +142,16 @@ def build_network(
     return model
 
 
-def member_layers(model: keras.Model) -> list[list[keras.layers.Dense]]:
-    """Each member's Dense layers, input to output, of a :func:`build_network` model."""
+def member_layers(model: keras.Model, path: str = "deep") -> list[list[keras.layers.Dense]]:
+    """Each member's Dense layers of a :func:`build_network` model, input to output: of its
+    ``deep`` path (hidden layers and output) or of its ``linear`` path (empty without one)."""
     members: dict[str, list[keras.layers.Dense]] = {}
     for layer in model.layers:
         if isinstance(layer, keras.layers.Dense):
-            members.setdefault(layer.name.split("_", 1)[0], []).append(layer)
+            member, role = layer.name.split("_", 1)
+            on_path = members.setdefault(member, [])
+            if (role == "linear") == (path == "linear"):
+                on_path.append(layer)
     return list(members.values())
 
 
@@ -147,7 +160,8 @@ def assemble(model: keras.Model, target: str) -> keras.Model:
 
     The members' first hidden layers become one Dense layer side by side on the shared input;
     deeper hidden layers become one grouped layer (``EinsumDense``, a (members, units, units)
-    kernel: each member's block, no cross-member zeros to multiply); the output layer averages.
+    kernel: each member's block, no cross-member zeros to multiply); the output layer averages;
+    the members' linear paths, averaged, are one linear layer added to it.
     Serving makes one call however many members there are, and the result is a plain ``.keras``
     file of standard layers with no training configuration inside.
     """
@@ -183,6 +197,11 @@ def assemble(model: keras.Model, target: str) -> keras.Model:
         layers.append((layer, np.stack(kernels[-1]) / n_members, np.mean(biases[-1], axis=0)))
     for layer, kernel, bias in layers:
         layer.set_weights([kernel, bias])
+    linear = [path[0].get_weights()[0] for path in member_layers(model, "linear") if path]
+    if linear:
+        layer = keras.layers.Dense(1, use_bias=False, name="linear")
+        x = keras.layers.Add(name="wide_and_deep")([x, layer(inputs)])
+        layer.set_weights([np.mean(linear, axis=0)])
     if target == "log":
         x = keras.layers.Activation("exponential", name="mpg")(x)
     return keras.Model(inputs, x, name="carnn")

@@ -12,7 +12,15 @@ import pytest
 
 from carnn_pyfunc.cli import main
 from carnn_pyfunc.config import LOSSES, TARGETS, TrainConfig
-from carnn_pyfunc.evaluation import BASELINES, NETWORK, cv_splits, run_evaluation, summarise
+from carnn_pyfunc.evaluation import (
+    BASELINES,
+    NETWORK,
+    cv_splits,
+    run_evaluation,
+    summarise,
+    tree_columns,
+)
+from carnn_pyfunc.features import fit_contract
 from carnn_pyfunc.sweep import run_sweep, suggest
 
 TINY = {"epochs": 8, "patience": 0, "ensemble_size": 2}
@@ -39,6 +47,17 @@ def test_summary_is_mean_and_sample_std():
     assert summary["cv_mae"] == 2.0
     assert summary["cv_mae_std"] == pytest.approx(np.sqrt(2.0))
     assert summary["cv_rmse_std"] == 0.0
+
+
+def test_tree_baselines_see_the_year_as_a_number_only(auto_mpg):
+    contract = fit_contract(auto_mpg, min_maker_count=10)
+    names = [contract.feature_names[j] for j in tree_columns(contract)]
+    assert "year" in names
+    assert "weight" in names
+    assert "rotary" in names
+    assert "maker_other" in names
+    assert not [n for n in names if n.startswith(("year_", "log_"))]
+    assert len(names) == contract.n_features - len(contract.years) - 3
 
 
 @pytest.mark.parametrize("args", [["--folds", "1"], ["--repeats", "0"], ["--seed", "-1"]])
@@ -74,6 +93,8 @@ def test_evaluation_logs_comparable_nested_runs(tracking_uri):
     # The baselines are real models: better than always predicting the mean (MAE ~6.5 MPG).
     assert summaries["random_forest"]["cv_mae"] < 2.5
     assert summaries["ridge"]["cv_r2"] > 0.7
+    forest = next(r for r in children if r.data.tags["model"] == "random_forest")
+    assert forest.data.params["features"] == "tree_columns"
 
 
 @pytest.mark.parametrize("loss", LOSSES)

@@ -8,9 +8,11 @@ import pytest
 
 from carnn_pyfunc import data
 from carnn_pyfunc.features import (
+    LOG_FIELDS,
     NAME_FLAGS,
     NUMERIC_FIELDS,
     OTHER_MAKER,
+    SCALED_FEATURES,
     FeatureContract,
     InvalidRecordError,
     fit_contract,
@@ -71,8 +73,11 @@ def test_fitted_on_training_split_only(splits, contract):
     train = splits[0]
     assert contract.horsepower_median == train["horsepower"].median()
     numeric = train[list(NUMERIC_FIELDS)].fillna({"horsepower": contract.horsepower_median})
-    np.testing.assert_allclose(contract.scaler.data_min_, numeric.min().to_numpy())
-    np.testing.assert_allclose(contract.scaler.data_max_, numeric.max().to_numpy())
+    logged = np.log(numeric[list(LOG_FIELDS)])
+    scaled = pd.concat([numeric, logged], axis=1)
+    np.testing.assert_allclose(contract.scaler.data_min_, scaled.min().to_numpy())
+    np.testing.assert_allclose(contract.scaler.data_max_, scaled.max().to_numpy())
+    assert contract.years == tuple(sorted(train["year"].astype(int).unique()))
     # Every maker in the vocabulary has enough training rows; rare ones are grouped.
     counts = train["name"].map(maker_of).value_counts()
     assert contract.makers[-1] == OTHER_MAKER
@@ -86,12 +91,41 @@ def test_training_rows_scale_into_unit_range(splits, contract):
     assert matrix.shape == (len(splits[0]), contract.n_features)
     assert matrix.min() >= 0.0
     assert matrix.max() <= 1.0 + 1e-6
-    # Exactly one origin and one maker column set per training row.
-    origin = slice(len(NUMERIC_FIELDS), len(NUMERIC_FIELDS) + 3)
-    assert (matrix[:, origin].sum(axis=1) == 1).all()
+    # Exactly one origin, one maker and one year column set per training row.
+    names = contract.feature_names
+    for first, last in [("origin_usa", "origin_japan"), ("maker_amc", f"maker_{OTHER_MAKER}"),
+                        ("year_70", "year_82")]:  # fmt: skip
+        assert (matrix[:, names.index(first) : names.index(last) + 1].sum(axis=1) == 1).all()
+    assert names.index("year_82") == len(names) - len(NAME_FLAGS) - 1
     flags = len(NAME_FLAGS)
-    assert (matrix[:, origin.stop : -flags].sum(axis=1) == 1).all()
     assert set(np.unique(matrix[:, -flags:])) == {0.0, 1.0}  # diesel or not, rotary or not
+
+
+def test_log_features_are_the_scaled_logarithms(contract):
+    row = contract.transform(records(displacement=100.0, horsepower=None, weight=2000.0))[0]
+    raw = {"displacement": 100.0, "horsepower": contract.horsepower_median, "weight": 2000.0}
+    for field_name in LOG_FIELDS:
+        j = SCALED_FEATURES.index(f"log_{field_name}")
+        expected = np.log(raw[field_name]) * contract.scaler.scale_[j] + contract.scaler.min_[j]
+        assert row[j] == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize(("year", "column"), [(70, "year_70"), (1982, "year_82"), (76, "year_76")])
+def test_a_training_year_sets_its_own_column(contract, year, column):
+    row = contract.transform(records(year=year))[0]
+    names = contract.feature_names
+    years = row[names.index("year_70") : names.index("year_82") + 1]
+    assert years.sum() == 1.0
+    assert row[names.index(column)] == 1.0
+
+
+@pytest.mark.parametrize("year", [69, 83, 1995, 2024])
+def test_a_year_outside_training_has_only_its_number(contract, year):
+    row = contract.transform(records(year=year))[0]
+    names = contract.feature_names
+    assert row[names.index("year_70") : names.index("year_82") + 1].sum() == 0.0
+    scaled_year = (year % 100 if year < 2000 else year - 1900) * contract.scaler.scale_[5]
+    assert row[names.index("year")] == pytest.approx(scaled_year + contract.scaler.min_[5])
 
 
 def test_feature_names_match_the_matrix(contract):

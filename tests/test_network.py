@@ -27,9 +27,12 @@ def test_assembled_network_is_the_members_mean(tmp_path, hidden_layers, target):
     # One network's depth, whatever the number of members, and no more weights than the members
     # have (no block-diagonal zeros to multiply); it saves and loads as plain Keras.
     weighted = [layer for layer in network.layers if layer.weights]
-    assert len(weighted) == hidden_layers + 1
-    # (the members' three output biases become their mean: one number)
-    assert network.count_params() == (model.count_params() - 2 if hidden_layers else 10 + 1)
+    linear = 1 if hidden_layers else 0  # the members' linear paths, averaged: one layer
+    assert len(weighted) == hidden_layers + 1 + linear
+    # (the members' three output biases become their mean: one number; their three linear
+    # kernels one kernel)
+    merged = 2 + 2 * 10 if hidden_layers else model.count_params() - (10 + 1)
+    assert network.count_params() == model.count_params() - merged
     network.save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras", compile=False)
     np.testing.assert_array_equal(loaded(x).numpy(), network(x).numpy())
