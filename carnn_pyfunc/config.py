@@ -42,7 +42,9 @@ class TrainConfig:
     hidden_units: int = _param(64, "units in each hidden layer", lambda v: v >= 1)
     hidden_layers: int = _param(2, "number of hidden layers", lambda v: 0 <= v <= 16)
     dropout: float = _param(0.0, "dropout rate after each hidden layer", lambda v: 0 <= v < 1)
-    l2: float = _param(0.002, "L2 weight penalty on the hidden layers and the linear path", lambda v: 0 <= v < 1)
+    l2: float = _param(
+        0.002, "L2 weight penalty on the hidden layers and the linear path", lambda v: 0 <= v < 1
+    )
     loss: str = _param("huber", "training loss: mse or huber", lambda v: v in LOSSES)
     target: str = _param(
         "log", "what the network fits: mpg, or log (log MPG)", lambda v: v in TARGETS
