@@ -78,6 +78,7 @@ _LOGGED = [_NUMBERS.index(f) for f in LOG_FIELDS]
 _YEARS = 200  # model years after normalising: 0-99 two-digit, 100-199 for 2000-2099
 _NULL_ALLOWED = np.array([f not in REQUIRED_FIELDS for f in _NUMBERS])
 _SMALL_BATCH = 64  # up to this many rows, one object conversion beats per-column access
+_NAMES_REMEMBERED = 100_000  # distinct car names whose encoding a contract keeps
 _IDENTITY = np.arange(_SMALL_BATCH)
 
 PINNED_LIBRARIES = ("mlflow", "tensorflow", "keras", "scikit-learn", "pandas", "numpy", "joblib")
@@ -162,6 +163,7 @@ class FeatureContract:
         year_position = np.full(_YEARS, -1, dtype=np.int64)  # -1: not a training year
         year_position[list(self.years)] = np.arange(len(self.years))
         object.__setattr__(self, "_year_position", year_position)
+        object.__setattr__(self, "_names", {})  # car name -> (maker position, *name flags)
         object.__setattr__(self, "_maker_index", maker_index)
         object.__setattr__(self, "_other_index", maker_index[OTHER_MAKER])
         object.__setattr__(
@@ -221,7 +223,7 @@ class FeatureContract:
             out[~known, self._origin_offset : self._maker_offset] = self._origin_freq
         return out
 
-    def _columns(self, records: pd.DataFrame, n_rows: int) -> tuple[np.ndarray, np.ndarray | None]:
+    def _columns(self, records: pd.DataFrame, n_rows: int) -> tuple[np.ndarray, Any]:
         """The numbers as one float64 matrix (NaN where null or absent) and the names."""
         columns = {name: j for j, name in enumerate(records.columns.tolist())}
         for name in REQUIRED_FIELDS:
@@ -235,7 +237,8 @@ class FeatureContract:
             with contextlib.suppress(TypeError, ValueError):  # None, pd.NA, text: column path
                 numbers = block[:, [columns[f] for f in _NUMBERS]].astype(np.float64)
                 return numbers, block[:, columns["name"]] if "name" in columns else None
-        names = records["name"].to_numpy(dtype=object) if "name" in columns else None
+        # the column's own array: Arrow strings factorize ~3x faster than an object copy
+        names = records["name"].array if "name" in columns else None
         numbers = np.empty((n_rows, len(_NUMBERS)), dtype=np.float64)
         for j, name in enumerate(_NUMBERS):
             numbers[:, j] = self._number_column(records, name) if name in columns else np.nan
@@ -277,9 +280,7 @@ class FeatureContract:
             name, f"row {row} {what} ({count}); {required}expected {self.limits[name][3]}"
         )
 
-    def _name_features(
-        self, names: np.ndarray | None, n_rows: int
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def _name_features(self, names: Any, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
         """Each row's maker position and name flags, looked up once per distinct name."""
         if names is None:
             no_flags = np.zeros((n_rows, len(NAME_FLAGS)), dtype=np.float32)
@@ -288,14 +289,21 @@ class FeatureContract:
             codes, uniques = pd.factorize(names, use_na_sentinel=True)  # null -> -1
         else:  # a few rows: cheaper to look every name up than to factorize
             codes, uniques = _IDENTITY[:n_rows], names
-        maker = np.array(
-            [self._maker_index.get(maker_of(n, self.maker_aliases), self._other_index)
-             for n in uniques]
-            + [self._other_index],  # code -1, a null name
-            dtype=np.int64,
-        )  # fmt: skip
-        flags = np.array([name_flags(n) for n in uniques] + [name_flags(None)], dtype=np.float32)
-        return maker[codes], flags[codes]
+        known = self._names
+        table = np.array(
+            [known.get(n) or self._encode_name(n) for n in uniques]
+            + [self._encode_name(None)],  # code -1, a null name
+            dtype=np.float32,
+        )[codes]
+        return table[:, 0].astype(np.int64), table[:, 1:]
+
+    def _encode_name(self, name: object) -> tuple[float, ...]:
+        """(maker position, *name flags) of one name; remembered for the next call."""
+        maker = self._maker_index.get(maker_of(name, self.maker_aliases), self._other_index)
+        encoded = (float(maker), *name_flags(name))
+        if isinstance(name, str) and len(self._names) < _NAMES_REMEMBERED:
+            self._names[name] = encoded  # a dict store: atomic for concurrent requests
+        return encoded
 
     # ---------------------------------------------------------- persistence
     def to_json_dict(self) -> dict[str, Any]:

@@ -130,9 +130,10 @@ def fit_network(
     The members train side by side in one Keras model (see :func:`build_network`), each from its
     own initial weights and on all of ``train`` but its own seeded validation part, which scores
     it every epoch. With ``config.patience`` > 0, early stopping watches the members' summed
-    validation loss and restores the best epoch. Returns the network (raw features in, MPG out) and the per-epoch history:
-    ``loss``/``mae`` on the rows the members learn from, ``val_loss``/``val_mae`` on the rows
-    they hold out (``mae`` in MPG, per row the mean over the members it counts for).
+    validation loss and restores the best epoch. Returns the network (raw features in, MPG out)
+    and the per-epoch history: ``loss``/``mae`` on the rows the members learn from,
+    ``val_loss``/``val_mae`` on the rows they hold out (``mae`` in MPG, per row the mean over the
+    members it counts for).
     """
     members = config.ensemble_size
     held_out = np.zeros((len(train), members), dtype=np.float32)

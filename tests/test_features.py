@@ -286,3 +286,16 @@ def test_contract_round_trips_through_json_and_joblib(tmp_path, splits, contract
     assert saved["feature_names"] == list(contract.feature_names)
     assert saved["horsepower_median"] == contract.horsepower_median
     assert set(saved["versions"]) >= {"tensorflow", "keras", "scikit-learn", "pandas", "numpy"}
+
+
+@pytest.mark.parametrize("dtype", ["string", object])
+def test_null_names_in_a_large_batch_are_other_makers_without_flags(contract, auto_mpg, dtype):
+    frame = auto_mpg.drop(columns=["mpg"]).head(200).reset_index(drop=True)
+    frame["name"] = frame["name"].astype(dtype)
+    frame.loc[::3, "name"] = None
+    batch = contract.transform(frame)
+    for i in (0, 1, 3, 199):
+        np.testing.assert_array_equal(batch[i], contract.transform(frame.iloc[[i]])[0])
+    nameless = contract.transform(frame.assign(name=None).iloc[[0]])[0]
+    np.testing.assert_array_equal(batch[0], nameless)
+    assert batch[0, contract.feature_names.index(f"maker_{OTHER_MAKER}")] == 1.0
