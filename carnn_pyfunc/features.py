@@ -102,6 +102,16 @@ def maker_of(name: object, aliases: dict[str, str] = MAKER_ALIASES) -> str | Non
     return aliases.get(words[0], words[0])
 
 
+def _is_name(value: object) -> bool:
+    """Text, or one of the nulls pandas and JSON give for a missing name."""
+    return (
+        isinstance(value, str)
+        or value is None
+        or value is pd.NA
+        or (isinstance(value, float) and np.isnan(value))
+    )
+
+
 def name_flags(name: object) -> tuple[float, ...]:
     """The :data:`NAME_FLAGS` a car name raises (1.0) or not (0.0), in their order."""
     text = name.lower() if isinstance(name, str) else ""
@@ -285,20 +295,31 @@ class FeatureContract:
         if names is None:
             no_flags = np.zeros((n_rows, len(NAME_FLAGS)), dtype=np.float32)
             return np.full(n_rows, self._other_index, dtype=np.int64), no_flags
-        if n_rows > _SMALL_BATCH:
-            codes, uniques = pd.factorize(names, use_na_sentinel=True)  # null -> -1
-        else:  # a few rows: cheaper to look every name up than to factorize
-            codes, uniques = _IDENTITY[:n_rows], names
         known = self._names
+        try:
+            if n_rows > _SMALL_BATCH:
+                codes, uniques = pd.factorize(names, use_na_sentinel=True)  # null -> -1
+            else:  # a few rows: cheaper to look every name up than to factorize
+                codes, uniques = _IDENTITY[:n_rows], names
+            encoded = [known.get(n) or self._encode_name(n) for n in uniques]
+        except TypeError:  # a list, a number, ...: not a car name
+            bad = next(((i, v) for i, v in enumerate(names) if not _is_name(v)), None)
+            if bad is None:
+                raise
+            row, value = bad
+            raise InvalidRecordError(
+                "name", f"row {row} has {value!r}; expected text (the car name) or null"
+            ) from None
         table = np.array(
-            [known.get(n) or self._encode_name(n) for n in uniques]
-            + [self._encode_name(None)],  # code -1, a null name
+            [*encoded, self._encode_name(None)],  # code -1, a null name
             dtype=np.float32,
         )[codes]
         return table[:, 0].astype(np.int64), table[:, 1:]
 
     def _encode_name(self, name: object) -> tuple[float, ...]:
         """(maker position, *name flags) of one name; remembered for the next call."""
+        if not _is_name(name):
+            raise TypeError(f"not a car name: {name!r}")
         maker = self._maker_index.get(maker_of(name, self.maker_aliases), self._other_index)
         encoded = (float(maker), *name_flags(name))
         if isinstance(name, str) and len(self._names) < _NAMES_REMEMBERED:

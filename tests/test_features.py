@@ -248,6 +248,16 @@ def test_bad_values_are_rejected_naming_field_and_row(contract, changes, field, 
     assert info.value.field == field
 
 
+@pytest.mark.parametrize("name", [["chevrolet", "impala"], {"maker": "ford"}, 123, b"ford"])
+@pytest.mark.parametrize("n_rows", [1, 200])  # the small-batch path and the factorized one
+def test_a_name_that_is_not_text_is_rejected(contract, name, n_rows):
+    frame = pd.concat([records()] * n_rows, ignore_index=True)
+    frame["name"] = frame["name"].astype(object)
+    frame.at[n_rows - 1, "name"] = name
+    with pytest.raises(InvalidRecordError, match=rf"^name: row {n_rows - 1} has .*expected text"):
+        contract.transform(frame)
+
+
 def test_error_names_the_first_bad_row_and_the_count(contract):
     frame = pd.concat([records(), records(weight=-1), records(), records(weight=-2)])
     with pytest.raises(InvalidRecordError, match=r"weight: row 1 has -1 \(2 of 4 rows\)"):

@@ -75,6 +75,7 @@ BAD_PAYLOADS = {
     "negative weight": ({"dataframe_records": [{**SEED_RECORD, "weight": -3504}]}, "weight"),
     "origin 5": ({"dataframe_records": [{**SEED_RECORD, "origin": 5}]}, "origin"),
     "zero cylinders": ({"dataframe_records": [{**SEED_RECORD, "cylinders": 0}]}, "cylinders"),
+    "name not text": ({"dataframe_records": [{**SEED_RECORD, "name": ["chevy", "ltd"]}]}, "name"),
     "empty list": ({"dataframe_records": []}, "missing inputs"),
 }
 
