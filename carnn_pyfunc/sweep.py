@@ -13,7 +13,7 @@ from dataclasses import asdict, replace
 import mlflow
 
 from carnn_pyfunc import data
-from carnn_pyfunc.config import LOSSES, TARGETS, TrainConfig
+from carnn_pyfunc.config import LOSSES, SCHEDULES, TARGETS, TrainConfig
 from carnn_pyfunc.evaluation import cross_validate, cv_splits, log_cv_run, network_fit_predict
 from carnn_pyfunc.training import TrainResult, run_training
 
@@ -27,6 +27,7 @@ def suggest(trial, base: TrainConfig) -> TrainConfig:
         hidden_units=trial.suggest_categorical("hidden_units", [16, 32, 64, 128]),
         hidden_layers=trial.suggest_int("hidden_layers", 1, 3),
         learning_rate=trial.suggest_float("learning_rate", 3e-4, 1e-2, log=True),
+        lr_schedule=trial.suggest_categorical("lr_schedule", list(SCHEDULES)),
         batch_size=trial.suggest_categorical("batch_size", [16, 32, 64]),
         dropout=trial.suggest_float("dropout", 0.0, 0.3),
         l2=trial.suggest_float("l2", 1e-6, 1e-2, log=True),

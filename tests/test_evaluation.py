@@ -11,7 +11,7 @@ import optuna
 import pytest
 
 from carnn_pyfunc.cli import main
-from carnn_pyfunc.config import LOSSES, TARGETS, TrainConfig
+from carnn_pyfunc.config import LOSSES, SCHEDULES, TARGETS, TrainConfig
 from carnn_pyfunc.evaluation import (
     BASELINES,
     NETWORK,
@@ -99,11 +99,14 @@ def test_evaluation_logs_comparable_nested_runs(tracking_uri):
 
 @pytest.mark.parametrize("loss", LOSSES)
 @pytest.mark.parametrize("target", TARGETS)
-def test_every_point_of_the_search_space_is_a_valid_config(loss, target):
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_every_point_of_the_search_space_is_a_valid_config(loss, target, schedule):
     params = {"hidden_units": 16, "hidden_layers": 3, "learning_rate": 1e-2, "batch_size": 64,
-              "dropout": 0.3, "l2": 1e-6, "loss": loss, "target": target}  # fmt: skip
+              "lr_schedule": schedule, "dropout": 0.3, "l2": 1e-6, "loss": loss,
+              "target": target}  # fmt: skip
     config = suggest(optuna.trial.FixedTrial(params), TrainConfig())
-    assert (config.loss, config.target, config.hidden_layers) == (loss, target, 3)
+    assert (config.loss, config.target, config.lr_schedule) == (loss, target, schedule)
+    assert config.hidden_layers == 3
 
 
 def test_sweep_runs_trials_and_registers_the_best(tracking_uri):
