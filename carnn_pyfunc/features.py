@@ -173,9 +173,11 @@ class FeatureContract:
         year_position = np.full(_YEARS, -1, dtype=np.int64)  # -1: not a training year
         year_position[list(self.years)] = np.arange(len(self.years))
         object.__setattr__(self, "_year_position", year_position)
-        object.__setattr__(self, "_names", {})  # car name -> (maker position, *name flags)
         object.__setattr__(self, "_maker_index", maker_index)
         object.__setattr__(self, "_other_index", maker_index[OTHER_MAKER])
+        # car name -> (maker position, *name flags); None (a null name) encoded once, here
+        null_name = (float(self._other_index), *name_flags(None))
+        object.__setattr__(self, "_names", {None: null_name})
         object.__setattr__(
             self,
             "_origin_by_maker",
@@ -311,7 +313,7 @@ class FeatureContract:
                 "name", f"row {row} has {value!r}; expected text (the car name) or null"
             ) from None
         table = np.array(
-            [*encoded, self._encode_name(None)],  # code -1, a null name
+            [*encoded, known[None]],  # code -1, a null name
             dtype=np.float32,
         )[codes]
         return table[:, 0].astype(np.int64), table[:, 1:]
