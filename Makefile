@@ -8,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev train promote rollback stages evaluate sweep test bench lint format \
+.PHONY: help install dev train promote rollback stages evaluate sweep test test-fast bench lint format \
         serve docker-context ui clean
 
 help: ## list the targets
@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 # The tests run the Dockerfile's `pip install` offline: from a wheelhouse of the model's pins.
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	$(BIN)/python -m carnn_pyfunc.features > $(VENV)/model-requirements.txt
+	$(BIN)/python -m carnn_pyfunc.versions > $(VENV)/model-requirements.txt
 	$(BIN)/python -m pip download --quiet --dest $(VENV)/wheelhouse -r $(VENV)/model-requirements.txt
 	touch $@
 
@@ -51,6 +51,9 @@ sweep: install ## Optuna hyperparameter search; registers the best as a new vers
 
 test: dev ## run the whole test suite (includes real served-over-HTTP tests)
 	$(BIN)/python -m pytest $(ARGS)
+
+test-fast: dev ## the fast tier: no process started, nothing trained beyond a tiny fixture (~1 min)
+	$(BIN)/python -m pytest -m "not slow" $(ARGS)
 
 bench: install ## benchmark carnn vs naive vs floor pyfuncs; writes bench/results.json (~3 min)
 	$(BIN)/python bench/bench.py $(ARGS)

@@ -24,7 +24,7 @@ import threading
 import time
 from pathlib import Path
 
-from carnn_pyfunc.server import model_server
+from carnn_pyfunc.processes import model_server
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
@@ -42,7 +42,9 @@ def build_models(workdir: Path) -> tuple[dict[str, Path], float]:
     import mlflow
 
     from carnn_pyfunc.config import TrainConfig
-    from carnn_pyfunc.training import input_signature, pip_requirements, run_training
+    from carnn_pyfunc.model.bundle import input_signature
+    from carnn_pyfunc.training.run import run_training
+    from carnn_pyfunc.versions import pip_requirements
 
     start = time.perf_counter()
     result = run_training(TrainConfig(registered_model_name="carnn-bench"))

@@ -12,7 +12,7 @@ import pandas as pd
 from mlflow.models import set_model
 from mlflow.pyfunc import PythonModel
 
-from carnn_pyfunc.features import NAME_FLAGS
+from carnn_pyfunc.contract import NAME_FLAGS
 
 ORIGIN_NAMES = {1: "usa", 2: "europe", 3: "japan"}
 

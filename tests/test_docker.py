@@ -24,11 +24,12 @@ import requests
 import yaml
 
 from carnn_pyfunc import cli
-from carnn_pyfunc.export import EXPORT_INFO
-from carnn_pyfunc.features import library_versions
-from carnn_pyfunc.registry import Gates, Promoter
-from carnn_pyfunc.server import free_port
-from tests.conftest import ROOT, SEED_RECORD, as_frame, registry_of, subprocess_env
+from carnn_pyfunc.processes import free_port
+from carnn_pyfunc.registry.export import EXPORT_INFO
+from carnn_pyfunc.registry.gates import Gates
+from carnn_pyfunc.registry.promoter import Promoter
+from carnn_pyfunc.versions import library_versions
+from tests.helpers import ROOT, SEED_RECORD, as_frame, registry_of, subprocess_env
 
 pytestmark = pytest.mark.slow
 

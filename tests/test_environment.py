@@ -8,8 +8,8 @@ from dataclasses import fields
 import yaml
 
 from carnn_pyfunc.config import TrainConfig
-from carnn_pyfunc.features import library_versions
-from tests.conftest import ROOT
+from carnn_pyfunc.versions import library_versions
+from tests.helpers import ROOT
 
 
 def pyproject_pins() -> set[str]:

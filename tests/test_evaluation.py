@@ -12,16 +12,18 @@ import pytest
 
 from carnn_pyfunc.cli import main
 from carnn_pyfunc.config import LOSSES, SCHEDULES, TARGETS, TrainConfig
-from carnn_pyfunc.evaluation import (
+from carnn_pyfunc.contract import fit_contract
+from carnn_pyfunc.training.evaluation import (
     BASELINES,
     NETWORK,
     cv_splits,
+    network_fit_predict,
     run_evaluation,
     summarise,
     tree_columns,
 )
-from carnn_pyfunc.features import fit_contract
-from carnn_pyfunc.sweep import run_sweep, suggest
+from carnn_pyfunc.training.fit import fit_model
+from carnn_pyfunc.training.sweep import run_sweep, suggest
 
 TINY = {"epochs": 8, "patience": 0, "ensemble_size": 2}
 
@@ -66,6 +68,7 @@ def test_evaluate_rejects_bad_parameters(capsys, args):
     assert args[0] in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_evaluation_logs_comparable_nested_runs(tracking_uri):
     mlflow.set_experiment("carnn-eval-test")
     summaries = run_evaluation(TrainConfig(**TINY), folds=3, repeats=1, seed=1)
@@ -109,6 +112,7 @@ def test_every_point_of_the_search_space_is_a_valid_config(loss, target, schedul
     assert config.hidden_layers == 3
 
 
+@pytest.mark.slow
 def test_sweep_runs_trials_and_registers_the_best(tracking_uri):
     mlflow.set_experiment("carnn-sweep-test")
     base = TrainConfig(**TINY, registered_model_name="carnn-sweep-test")
@@ -124,3 +128,19 @@ def test_sweep_runs_trials_and_registers_the_best(tracking_uri):
     version = client.get_model_version("carnn-sweep-test", result.registered_version)
     assert client.get_run(version.run_id).data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert client.get_run(version.run_id).data.params["hidden_units"] == str(best.hidden_units)
+
+
+def test_cross_validation_scores_the_compiled_forward_that_serving_runs(auto_mpg):
+    """Evaluate what is served: the fold's predictions are the TFLite forward's, to the bit."""
+    from carnn_pyfunc.model.forward import compile_forward
+
+    config = TrainConfig(epochs=3, ensemble_size=1, hidden_units=8, seed=3)
+    train, test = (
+        auto_mpg.iloc[:300].reset_index(drop=True),
+        auto_mpg.iloc[300:].reset_index(drop=True),
+    )
+    predicted = network_fit_predict(config)(train, test, 0)
+    contract = fit_contract(train, min_maker_count=config.min_maker_count)
+    fitted = fit_model(config, train)  # the same seeded fit again: the network it served
+    served = compile_forward(fitted.network, contract.n_features)(contract.transform(test))
+    np.testing.assert_array_equal(predicted, served.astype(np.float64))

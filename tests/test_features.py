@@ -7,17 +7,20 @@ import pandas as pd
 import pytest
 
 from carnn_pyfunc import data
-from carnn_pyfunc.features import (
+from carnn_pyfunc.contract import (
     LOG_FIELDS,
     NAME_FLAGS,
     NUMERIC_FIELDS,
     OTHER_MAKER,
     SCALED_FEATURES,
-    FeatureContract,
     InvalidRecordError,
     fit_contract,
+    load_contract,
     maker_of,
+    names,
+    save_contract,
 )
+from carnn_pyfunc.contract.fitting import contract_json
 
 GOOD = {
     "cylinders": 4,
@@ -38,7 +41,7 @@ def splits(auto_mpg):
 
 @pytest.fixture(scope="module")
 def contract(splits):
-    return fit_contract(splits[0])
+    return fit_contract(splits[0], min_maker_count=10)
 
 
 def records(**changes) -> pd.DataFrame:
@@ -288,11 +291,11 @@ def test_ints_floats_and_nullable_dtypes_encode_alike(contract):
 
 
 def test_contract_round_trips_through_json_and_joblib(tmp_path, splits, contract):
-    contract.save(tmp_path / "contract.json", tmp_path / "scaler.joblib")
-    loaded = FeatureContract.load(tmp_path / "contract.json", tmp_path / "scaler.joblib")
+    save_contract(contract, tmp_path / "contract.json", tmp_path / "scaler.joblib")
+    loaded = load_contract(tmp_path / "contract.json", tmp_path / "scaler.joblib")
     assert loaded == contract
     np.testing.assert_array_equal(loaded.transform(splits[1]), contract.transform(splits[1]))
-    saved = loaded.to_json_dict()
+    saved = contract_json(loaded)
     assert saved["feature_names"] == list(contract.feature_names)
     assert saved["horsepower_median"] == contract.horsepower_median
     assert set(saved["versions"]) >= {"tensorflow", "keras", "scikit-learn", "pandas", "numpy"}
@@ -309,3 +312,68 @@ def test_null_names_in_a_large_batch_are_other_makers_without_flags(contract, au
     nameless = contract.transform(frame.assign(name=None).iloc[[0]])[0]
     np.testing.assert_array_equal(batch[0], nameless)
     assert batch[0, contract.feature_names.index(f"maker_{OTHER_MAKER}")] == 1.0
+
+
+@pytest.mark.parametrize(("field", "value"), [("year", 76.5), ("year", 1976.25), ("origin", 1.5)])
+def test_a_fractional_whole_number_is_rejected_not_truncated(contract, field, value):
+    with pytest.raises(InvalidRecordError, match=rf"^{field}: row 0 has {value:g}") as info:
+        contract.transform(records(**{field: value}))
+    assert info.value.problems[0].field == field
+    assert "whole" in info.value.problems[0].expected or field == "origin"
+
+
+def test_the_remembered_names_stay_bounded_in_count_and_length(splits):
+    contract = fit_contract(splits[0], min_maker_count=10)
+    known = contract._names.known
+    long_names = [f"ford {i} " + "x" * 100_000 for i in range(50)]
+    many_names = [f"ford model {i}" for i in range(names.MAX_REMEMBERED + 500)]
+    for batch in (long_names, many_names):
+        frame = pd.concat([records()] * len(batch), ignore_index=True).assign(name=batch)
+        encoded = contract.transform(frame)
+        assert (encoded[:, contract.feature_names.index("maker_ford")] == 1.0).all()
+    assert len(known) <= names.MAX_REMEMBERED
+    assert max(len(k) for k in known if k is not None) <= names.MAX_REMEMBERED_LENGTH
+
+
+def test_a_problem_lists_rows_and_shows_a_long_value_truncated(contract):
+    frame = pd.concat([records(), records(weight="x" * 500), records(weight=-1)], ignore_index=True)
+    with pytest.raises(InvalidRecordError) as info:
+        contract.transform(frame)
+    (problem,) = info.value.problems
+    assert (problem.row, problem.field) == (1, "weight")
+    assert len(problem.value) <= 40
+    assert "x" * 100 not in str(info.value)
+
+
+def test_the_maker_threshold_has_no_default_of_its_own(splits):
+    with pytest.raises(TypeError, match="min_maker_count"):
+        fit_contract(splits[0])  # the config's value must be passed: no second default here
+
+
+def test_json_records_encode_like_a_frame_of_them(contract, splits):
+    frame = splits[1].drop(columns=["mpg"]).head(100)
+    rows = [
+        {k: (None if pd.isna(v) else v) for k, v in r.items()} for r in frame.to_dict("records")
+    ]
+    np.testing.assert_array_equal(contract.transform(rows), contract.transform(frame))
+    del rows[3]["horsepower"]  # an absent optional key is a null
+    assert (
+        contract.transform(rows[3:4])[0].tolist()
+        == contract.transform(frame.iloc[[3]].assign(horsepower=None))[0].tolist()
+    )
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([{**GOOD, "weight": "heavy"}], "weight: row 0 has 'heavy'; expected a number"),
+        ([GOOD, {**GOOD, "cylinders": [4]}], r"cylinders: row 1 has \[4\]; expected a number"),
+        ([GOOD, {k: v for k, v in GOOD.items() if k != "year"}], "year: row 1 is null"),
+        ([GOOD, "not a record"], "input: row 1 is not a record"),
+        ([{**GOOD, "name": {"maker": "ford"}}], "name: row 0 has"),
+        ([{**GOOD, "name": ["chevy", "ltd"]}], "name: row 0 has"),
+    ],
+)
+def test_bad_json_records_name_field_and_row(contract, rows, message):
+    with pytest.raises(InvalidRecordError, match=f"^{message}"):
+        contract.transform(rows)

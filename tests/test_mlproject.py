@@ -10,7 +10,7 @@ import mlflow
 import pytest
 
 from carnn_pyfunc.cli import main
-from tests.conftest import ROOT, SEED_RECORD, VENV_BIN, as_frame, subprocess_env
+from tests.helpers import ROOT, SEED_RECORD, VENV_BIN, as_frame, subprocess_env
 
 
 def mlflow_run(cwd: Path, uri: str, arguments: str) -> subprocess.CompletedProcess:
@@ -75,6 +75,32 @@ def test_mlflow_run_trains_and_registers_a_working_version(tmp_path):
     assert version.current_stage == "Production"
 
 
+@pytest.mark.slow
+def test_mlflow_run_with_uv_builds_the_environment_from_python_env_yaml(tmp_path):
+    """`mlflow run . --env-manager uv`, as README gives it: uv (a dev pin) creates a fresh
+    virtualenv from python_env.yaml's pins (from the package index) and trains in it."""
+    uri = f"sqlite:///{tmp_path / 'uv.db'}"
+    env = subprocess_env(uri)  # .venv/bin first on PATH: the pinned uv
+    completed = subprocess.run(
+        [
+            str(Path(VENV_BIN) / "mlflow"),
+            *f"run {ROOT} --env-manager uv --experiment-name carnn".split(),
+            *"-P epochs=5 -P ensemble_size=1 -P registered_model_name=carnn-uv".split(),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,  # a fresh machine downloads TensorFlow once; ~/.mlflow/envs keeps it
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "models:/carnn-uv/1" in completed.stdout
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    run = client.get_run(client.get_model_version("carnn-uv", "1").run_id)
+    assert run.data.params["epochs"] == "5"
+    assert run.data.tags["mlflow.project.env"] in {"uv", "virtualenv"}
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -91,6 +117,7 @@ def test_train_rejects_bad_parameters_naming_them(capsys, args, message):
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_train_py_help_lists_every_parameter():
     completed = subprocess.run(
         [sys.executable, str(ROOT / "train.py"), "--help"],

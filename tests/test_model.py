@@ -17,8 +17,9 @@ import yaml
 from mlflow.exceptions import MlflowException
 
 from carnn_pyfunc import data
-from carnn_pyfunc.features import FeatureContract, library_versions
-from tests.conftest import SEED_RECORD, as_frame, subprocess_env
+from carnn_pyfunc.contract import load_contract
+from carnn_pyfunc.versions import library_versions
+from tests.helpers import SEED_RECORD, as_frame, subprocess_env
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +127,7 @@ def test_signature_has_required_and_optional_fields(loaded_model):
 
 def test_pyfunc_equals_the_network_it_carries(loaded_model, model_dir, test_split):
     network = keras.saving.load_model(f"{model_dir}/artifacts/model.keras", compile=False)
-    contract = FeatureContract.load(
+    contract = load_contract(
         f"{model_dir}/artifacts/contract.json", f"{model_dir}/artifacts/scaler.joblib"
     )
     features = contract.transform(test_split)
@@ -143,7 +144,7 @@ def test_fast_path_equals_keras_predict_for_one_and_many_rows(
     _, result = trained
     model = mlflow.pyfunc.load_model(result.model_uri, model_config={"forward": forward})
     network = keras.saving.load_model(f"{model_dir}/artifacts/model.keras", compile=False)
-    contract = FeatureContract.load(
+    contract = load_contract(
         f"{model_dir}/artifacts/contract.json", f"{model_dir}/artifacts/scaler.joblib"
     )
     many = test_split.sample(100_000, replace=True, random_state=0).reset_index(drop=True)
@@ -182,6 +183,7 @@ def test_unknown_forward_engine_is_a_named_error(trained):
         mlflow.pyfunc.load_model(result.model_uri, model_config={"forward": "onnx"})
 
 
+@pytest.mark.slow
 def test_fresh_process_loads_and_predicts_the_same(trained, loaded_model, test_split, tmp_path):
     _, result = trained
     records = test_split.drop(columns=["mpg"])

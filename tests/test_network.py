@@ -6,7 +6,14 @@ import keras
 import numpy as np
 import pytest
 
-from carnn_pyfunc.network import _mpg_mae, assemble, build_network, member_layers, pack_targets
+from carnn_pyfunc.model.network import (
+    _member_loss,
+    _mpg_mae,
+    assemble,
+    build_network,
+    member_layers,
+    pack_targets,
+)
 
 
 @pytest.mark.parametrize("hidden_layers", [0, 1, 2, 3])
@@ -78,3 +85,9 @@ def test_learning_rate_schedule_runs_over_the_given_steps(lr_schedule, final_rat
     assert rates[1] == pytest.approx(final_rate, abs=1e-7)
     if lr_schedule == "cosine":
         assert rates[0] == pytest.approx(0.005, rel=1e-4)  # half-way down the cosine
+
+
+@pytest.mark.parametrize("loss", ["mae", "Huber", ""])
+def test_an_unknown_loss_is_an_error_not_mse(loss):
+    with pytest.raises(ValueError, match="loss"):
+        _member_loss(loss)

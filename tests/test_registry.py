@@ -15,15 +15,12 @@ from mlflow.exceptions import MlflowException
 
 from carnn_pyfunc import cli, data
 from carnn_pyfunc.config import TrainConfig
-from carnn_pyfunc.registry import (
-    LOCK_SUFFIX,
-    PRODUCTION,
-    Gates,
-    Promoter,
-    PromotionRefused,
-)
-from carnn_pyfunc.server import model_server
-from tests.conftest import ROOT, registry_of, subprocess_env
+from carnn_pyfunc.processes import model_server
+from carnn_pyfunc.registry.gates import Gates
+from carnn_pyfunc.registry.lock import LOCK_SUFFIX
+from carnn_pyfunc.registry.promoter import Promoter
+from carnn_pyfunc.registry.stages import PRODUCTION, PromotionRefused
+from tests.helpers import ROOT, registry_of, subprocess_env
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +42,7 @@ def good(trained, client):
 @pytest.fixture(scope="module")
 def poor(client):
     """A real but barely trained version with the same seed, so the same held-out cars."""
-    from carnn_pyfunc.training import run_training
+    from carnn_pyfunc.training.run import run_training
 
     result = run_training(
         TrainConfig(epochs=3, patience=0, seed=7, ensemble_size=1, registered_model_name="poor")
@@ -292,3 +289,17 @@ def test_two_training_runs_then_production_serves_the_better(tmp_path, tracking_
     assert response.status_code == 200, response.text
     served = np.array([row["mpg"] for row in response.json()["predictions"]])
     np.testing.assert_allclose(served, expected, rtol=1e-6)
+
+
+def test_train_promote_gates_on_the_data_file_it_trained_on(tmp_path, capsys):
+    other = tmp_path / "auto-mpg-subset.data"
+    lines = data.DEFAULT_DATA_PATH.read_text().splitlines(keepends=True)
+    other.write_text("".join(lines[:-20]))  # another file: another digest, other held-out cars
+    name = f"carnn-{uuid.uuid4().hex[:8]}"
+    code = cli.main(["train", "--promote", "--epochs", "60", "--ensemble-size", "1",
+                     "--data-path", str(other), "--registered-model-name", name])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "sha256" not in out, out  # no data mismatch: the gates read the file trained on ...
+    moved = "version 1: candidate -> staging" in out  # ... and scored its 76 held-out cars
+    assert moved or "on its 76 held-out cars is above the gate" in out, out

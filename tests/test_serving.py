@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from carnn_pyfunc import data
-from tests.conftest import SEED_RECORD, as_frame
+from tests.helpers import SEED_RECORD, as_frame
 
 pytestmark = pytest.mark.slow
 

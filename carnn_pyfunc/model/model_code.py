@@ -2,6 +2,6 @@
 
 from mlflow.models import set_model
 
-from carnn_pyfunc.pyfunc_model import CarnnModel
+from carnn_pyfunc.model.pyfunc import CarnnModel
 
 set_model(CarnnModel())

@@ -18,6 +18,15 @@ CODECS: dict[str, tuple[Callable, Callable]] = {
 }
 
 
+# Each of config.LOSSES as a function of the absolute error.
+ELEMENTWISE_LOSSES: dict[str, Callable] = {
+    "mse": lambda error: error * error,
+    "huber": lambda error: keras.ops.where(
+        error <= 1.0, 0.5 * error * error, error - 0.5
+    ),  # delta 1
+}
+
+
 def encode_target(mpg: np.ndarray, target: str) -> np.ndarray:
     """MPG in the network's training space."""
     return np.asarray(CODECS[target][0](mpg), dtype=np.float32)
@@ -46,14 +55,13 @@ def _member_loss(loss: str):
     penalty against it) is exactly what it would be trained alone.
     """
 
+    if loss not in ELEMENTWISE_LOSSES:
+        raise ValueError(f"loss: {loss!r} is not one of {tuple(ELEMENTWISE_LOSSES)}")
+    elementwise = ELEMENTWISE_LOSSES[loss]
+
     def member_loss(y_true, y_pred):
         target, mask = _unpack(y_true, y_pred)
-        error = keras.ops.abs(target - y_pred)
-        if loss == "huber":  # delta 1
-            elementwise = keras.ops.where(error <= 1.0, 0.5 * error * error, error - 0.5)
-        else:
-            elementwise = error * error
-        return keras.ops.sum(elementwise * mask, axis=-1)
+        return keras.ops.sum(elementwise(keras.ops.abs(target - y_pred)) * mask, axis=-1)
 
     return member_loss
 

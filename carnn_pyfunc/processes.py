@@ -1,6 +1,7 @@
-"""Run `mlflow models serve` as a child process on 127.0.0.1: start, wait for /ping, always stop.
+"""Child processes of ours: their environment, and HTTP servers on 127.0.0.1 that are started,
+waited for (first good ``/ping``) and always stopped.
 
-Used by the tests and the benchmark (and by anyone scripting a local endpoint).
+Used by the registry's fresh-process check, the tests and the benchmark.
 """
 
 from __future__ import annotations
@@ -44,25 +45,22 @@ def child_env(tracking_uri: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def model_server(
-    model_uri: str,
+def http_server(
+    command: list[str],
+    port: int,
     log_path: Path,
     *,
-    workers: int = 1,
     env: dict[str, str] | None = None,
     timeout_s: float = 180,
-) -> Iterator[tuple[int, float]]:
-    """Serve ``model_uri``; yields (port, seconds from start to the first good /ping)."""
-    port = free_port()
-    cmd = [
-        str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
-        "-h", "127.0.0.1", "-p", str(port), "--workers", str(workers),
-    ]  # fmt: skip
+) -> Iterator[float]:
+    """Run ``command`` (a server listening on 127.0.0.1:``port``) until the block ends; yields
+    the seconds from start to its first good /ping. Stopped with SIGTERM (SIGKILL after 20 s)."""
     start = time.perf_counter()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            cmd, env=server_env(env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+            command, env=server_env(env), stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
     try:
         while not _pings(port):
             if proc.poll() is not None:
@@ -70,7 +68,7 @@ def model_server(
             if time.perf_counter() - start > timeout_s:
                 raise RuntimeError(f"server not up in {timeout_s:.0f} s:\n{_tail(log_path)}")
             time.sleep(0.05)
-        yield port, time.perf_counter() - start
+        yield time.perf_counter() - start
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
@@ -79,6 +77,25 @@ def model_server(
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+@contextlib.contextmanager
+def model_server(
+    model_uri: str,
+    log_path: Path,
+    *,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+    timeout_s: float = 180,
+) -> Iterator[tuple[int, float]]:
+    """``mlflow models serve`` of ``model_uri``; yields (port, seconds to the first good /ping)."""
+    port = free_port()
+    command = [
+        str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
+        "-h", "127.0.0.1", "-p", str(port), "--workers", str(workers),
+    ]  # fmt: skip
+    with http_server(command, port, log_path, env=env, timeout_s=timeout_s) as startup_s:
+        yield port, startup_s
 
 
 def _pings(port: int) -> bool:

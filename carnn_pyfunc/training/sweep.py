@@ -14,8 +14,13 @@ import mlflow
 
 from carnn_pyfunc import data
 from carnn_pyfunc.config import LOSSES, SCHEDULES, TARGETS, TrainConfig
-from carnn_pyfunc.evaluation import cross_validate, cv_splits, log_cv_run, network_fit_predict
-from carnn_pyfunc.training import TrainResult, run_training
+from carnn_pyfunc.training.evaluation import (
+    cross_validate,
+    cv_splits,
+    log_cv_run,
+    network_fit_predict,
+)
+from carnn_pyfunc.training.run import TrainResult, run_training
 
 logger = logging.getLogger(__name__)
 

@@ -20,11 +20,12 @@ from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegresso
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import RepeatedKFold
 
-from carnn_pyfunc import data, plots
+from carnn_pyfunc import data
 from carnn_pyfunc.config import TrainConfig
-from carnn_pyfunc.features import FeatureContract, fit_contract
+from carnn_pyfunc.contract import FeatureContract, fit_contract
 from carnn_pyfunc.metrics import regression_metrics
-from carnn_pyfunc.training import fit_network
+from carnn_pyfunc.training import plots
+from carnn_pyfunc.training.fit import fit_model
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +48,8 @@ def network_fit_predict(config: TrainConfig) -> FitPredict:
     """The full training recipe (contract fitted on the fold's training rows) as a fit-predict."""
 
     def fit_predict(train: pd.DataFrame, test: pd.DataFrame, seed: int) -> np.ndarray:
-        contract = fit_contract(train, min_maker_count=config.min_maker_count)
-        network, _ = fit_network(replace(config, seed=config.seed + seed), train, contract)
-        features = contract.transform(test)
-        return network.predict(features, verbose=0, batch_size=len(features))[:, 0].astype(float)
+        # scored through the compiled forward pass serving runs: evaluate what is served
+        return fit_model(replace(config, seed=config.seed + seed), train).predict(test)
 
     return fit_predict
 

@@ -1,0 +1,76 @@
+"""`carnn ...` commands. Entry points configure logging and the tracking URI, once, here.
+
+- ``train``: train, evaluate, sweep; ``registry``: promote, rollback, stages, export;
+  ``serve``: the scoring service; ``common``: what the commands share.
+
+May import every carnn package, lazily inside the commands (``carnn --help`` loads no TensorFlow).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+from mlflow.exceptions import MlflowException
+
+from carnn_pyfunc.cli import registry, serve, train
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
+
+def _setup(verbose: bool) -> str:
+    """Logging and the tracking URI (``MLFLOW_TRACKING_URI`` wins over the default)."""
+    import mlflow
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--verbose", is_flag=True, help="debug logging")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
+    """carnn: car fuel economy (MPG) with Keras, tracked and served by MLflow."""
+    ctx.obj = {"tracking_uri": _setup(verbose)}
+
+
+for _command in (
+    train.train,
+    train.evaluate,
+    train.sweep,
+    registry.promote,
+    registry.rollback,
+    registry.stages,
+    registry.export_model,
+    serve.serve,
+):
+    cli.add_command(_command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code instead of exiting (for train.py and tests)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter
+    try:
+        cli.main(args=argv, prog_name="carnn", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 1
+    except click.ClickException as err:
+        err.show()
+        return err.exit_code
+    except MlflowException as err:  # the tracking store refused: its message, not a traceback
+        click.echo(f"error: {err.message}", err=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

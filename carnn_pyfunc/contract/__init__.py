@@ -1,0 +1,47 @@
+"""The feature contract: the field table, validation, encoding and the fitted scaler state.
+
+- ``fields``: THE field table (name, type, required, limits, unit, help); everything that lists
+  the input fields is generated from it.
+- ``validation``: read a batch's columns, check every value, errors naming field and row.
+- ``names``: maker and engine flags from the car name, remembered in a bounded table.
+- ``encoder``: :class:`FeatureContract`, the fitted state and ``transform``.
+- ``fitting``: fit on the training split; save and load the state.
+
+May import: numpy, pandas, scikit-learn, joblib and :mod:`carnn_pyfunc.versions`; nothing else of
+carnn (training, serving and the model import this package, never the other way).
+"""
+
+from carnn_pyfunc.contract.encoder import LOG_FIELDS, SCALED_FEATURES, FeatureContract
+from carnn_pyfunc.contract.fields import (
+    FIELDS,
+    INPUT_FIELDS,
+    NUMERIC_FIELDS,
+    OPTIONAL_FIELDS,
+    ORIGINS,
+    REQUIRED_FIELDS,
+    Field,
+)
+from carnn_pyfunc.contract.fitting import fit_contract, load_contract, save_contract
+from carnn_pyfunc.contract.names import NAME_FLAGS, OTHER_MAKER, maker_of
+from carnn_pyfunc.contract.validation import InvalidRecordError, Problem
+
+__all__ = [
+    "FIELDS",
+    "INPUT_FIELDS",
+    "LOG_FIELDS",
+    "NAME_FLAGS",
+    "NUMERIC_FIELDS",
+    "OPTIONAL_FIELDS",
+    "ORIGINS",
+    "OTHER_MAKER",
+    "REQUIRED_FIELDS",
+    "SCALED_FEATURES",
+    "FeatureContract",
+    "Field",
+    "InvalidRecordError",
+    "Problem",
+    "fit_contract",
+    "load_contract",
+    "maker_of",
+    "save_contract",
+]

@@ -1,0 +1,113 @@
+"""Fit the feature contract on training rows, and save or load its fitted state.
+
+The state is ``contract.json`` (vocabularies, imputation values, the layout, library versions)
+plus the scaler in joblib: the two artifacts every logged model carries.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+from sklearn.preprocessing import MinMaxScaler
+
+from carnn_pyfunc.contract.encoder import (
+    LOG_FIELDS,
+    LOGGED,
+    SCALED_FEATURES,
+    YEAR,
+    FeatureContract,
+    impute_and_normalise,
+)
+from carnn_pyfunc.contract.fields import (
+    INPUT_FIELDS,
+    NUMERIC_FIELDS,
+    OPTIONAL_FIELDS,
+    ORIGINS,
+    REQUIRED_FIELDS,
+)
+from carnn_pyfunc.contract.names import OTHER_MAKER, maker_of
+
+CONTRACT_FORMAT = 3
+
+
+def fit_contract(train: pd.DataFrame, *, min_maker_count: int) -> FeatureContract:
+    """Fit the contract on the training split only.
+
+    Makers with fewer than ``min_maker_count`` training rows are grouped as ``other``;
+    missing horsepower is imputed with the training median; a MinMaxScaler is fitted on the
+    numeric fields after imputation and the logarithms of LOG_FIELDS; the training rows' model
+    years are the one-hot years.
+    """
+    if min_maker_count < 1:
+        raise ValueError("min_maker_count must be at least 1")
+    makers = train["name"].map(maker_of)
+    counts = makers.value_counts()
+    vocabulary = sorted(m for m, c in counts.items() if c >= min_maker_count and m != OTHER_MAKER)
+    maker_origin = {m: int(train.loc[makers == m, "origin"].mode().iloc[0]) for m in vocabulary}
+    origin_share = train["origin"].value_counts(normalize=True)
+    hp_median = float(train["horsepower"].median())
+    if math.isnan(hp_median):
+        raise ValueError("horsepower: no training row has a value to take the median of")
+
+    numeric = train[list(NUMERIC_FIELDS)].to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+    impute_and_normalise(numeric, hp_median)
+    scaler = MinMaxScaler().fit(np.concatenate([numeric, np.log(numeric[:, LOGGED])], axis=1))
+    return FeatureContract(
+        horsepower_median=hp_median,
+        makers=(*vocabulary, OTHER_MAKER),
+        maker_origin=maker_origin,
+        origin_frequencies=tuple(float(origin_share.get(code, 0.0)) for code in ORIGINS),
+        years=tuple(int(y) for y in np.unique(numeric[:, YEAR])),
+        scaler=scaler,
+    )
+
+
+def contract_json(contract: FeatureContract) -> dict[str, Any]:
+    """Everything but the scaler, as plain JSON (the scaler goes to joblib)."""
+    state = asdict(contract)
+    state.pop("scaler")
+    return {
+        "format": CONTRACT_FORMAT,
+        "input_fields": list(INPUT_FIELDS),
+        "required_fields": list(REQUIRED_FIELDS),
+        "optional_fields": list(OPTIONAL_FIELDS),
+        "numeric_fields": list(NUMERIC_FIELDS),
+        "log_fields": list(LOG_FIELDS),
+        "scaled_features": list(SCALED_FEATURES),
+        "origins": {str(code): name for code, name in ORIGINS.items()},
+        "feature_names": list(contract.feature_names),
+        **state,
+    }
+
+
+def save_contract(contract: FeatureContract, contract_path: str | Path, scaler_path: str | Path):
+    Path(contract_path).write_text(json.dumps(contract_json(contract), indent=2) + "\n")
+    joblib.dump(contract.scaler, scaler_path)
+
+
+def load_contract(contract_path: str | Path, scaler_path: str | Path) -> FeatureContract:
+    state = json.loads(Path(contract_path).read_text())
+    if state.get("format") != CONTRACT_FORMAT:
+        raise ValueError(
+            f"{contract_path}: contract format {state.get('format')!r}, expected {CONTRACT_FORMAT}"
+        )
+    contract = FeatureContract(
+        horsepower_median=float(state["horsepower_median"]),
+        makers=tuple(state["makers"]),
+        maker_origin={k: int(v) for k, v in state["maker_origin"].items()},
+        origin_frequencies=tuple(state["origin_frequencies"]),
+        years=tuple(state["years"]),
+        scaler=joblib.load(scaler_path),
+        maker_aliases=dict(state["maker_aliases"]),
+        versions=dict(state["versions"]),
+    )
+    if list(contract.feature_names) != state["feature_names"]:
+        raise ValueError(f"{contract_path}: feature names do not match the contract layout")
+    return contract

@@ -1,0 +1,14 @@
+"""The scoring service (`carnn serve`): MLflow's /invocations protocol without its faults.
+
+- ``settings``: the service's configuration (flags -> Settings -> workers' environment).
+- ``protocol``: request bodies (JSON formats, CSV, Parquet) -> records and params.
+- ``errors``: the one error shape (field, row, expected; nothing echoed).
+- ``loaded``: the model loaded by MLflow's pyfunc loader, and its description for /model.
+- ``openapi``: the OpenAPI document and docs page, generated from the field table.
+- ``metrics``: Prometheus metrics.
+- ``app``: the Starlette routes; ``runner``: uvicorn, one or several workers.
+
+May import: :mod:`carnn_pyfunc.contract` (the field table, the error type),
+:mod:`carnn_pyfunc.registry.export` (what an exported model records), MLflow, Starlette,
+uvicorn and prometheus-client; the feature logic stays in the model, never here.
+"""

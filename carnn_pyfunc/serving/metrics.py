@@ -1,0 +1,71 @@
+"""Prometheus metrics of the scoring service (prometheus-client), exposed at /metrics.
+
+With several workers (``PROMETHEUS_MULTIPROC_DIR`` set by ``carnn serve``), each worker writes
+its samples to that directory and /metrics adds them up across workers.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class ServiceMetrics:
+    """The service's metrics in a registry of their own (one per app)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "carnn_requests",
+            "HTTP requests by route, method and status",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "carnn_request_duration_seconds",
+            "time to answer a request",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.rows = Counter("carnn_rows_predicted", "records answered with an MPG", registry=r)
+        self.invalid = Counter(
+            "carnn_invalid_inputs",
+            "rejected requests by the field named first",
+            ["field"],
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "carnn_requests_in_flight",
+            "requests being answered now",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.model = Gauge(
+            "carnn_model_info",
+            "the served model (value 1)",
+            ["name", "version", "alias", "run_id"],
+            registry=r,
+            multiprocess_mode="max",
+        )
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The text format of every metric (summed over workers when there are several)."""
+        if os.environ.get(MULTIPROCESS_DIR):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

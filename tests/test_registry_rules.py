@@ -1,0 +1,207 @@
+"""The registry's pieces without trained models: the stage rules on plain dicts, the undo of a
+failed promotion, the lock against a real SQLite store, names that need quoting."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import mlflow
+import pytest
+from mlflow.exceptions import MlflowException
+
+from carnn_pyfunc.registry import stages
+from carnn_pyfunc.registry.lock import LOCK_SUFFIX
+from carnn_pyfunc.registry.promoter import Promoter
+from carnn_pyfunc.registry.stages import PromotionRefused
+from carnn_pyfunc.registry.store import Step, apply_steps, versions_of
+
+GATES = ("passes the gates", {"test_mae": 1.6})
+
+
+def plan(aliases, to="auto", comparison=None, stage="candidate", **kwargs):
+    return stages.plan_promotion(
+        "3", stage, to, aliases, staging_why=GATES[0] if stage == "candidate" else None,
+        gate_metrics=GATES[1] if stage == "candidate" else None, comparison=comparison, **kwargs,
+    )  # fmt: skip
+
+
+def test_the_first_version_through_the_gates_goes_to_production():
+    transitions, refused = plan({})
+    assert refused is None
+    assert [(t.version, t.source, t.target) for t in transitions] == [
+        ("3", "candidate", "staging"),
+        ("3", "staging", "production"),
+    ]
+
+
+def test_a_better_version_displaces_production_and_archives_previous():
+    aliases = {"production": "2", "previous-production": "1", "staging": "4"}
+    transitions, _ = plan(aliases, comparison=(True, "beats production", {}))
+    assert [(t.version, t.source, t.target) for t in transitions] == [
+        ("3", "candidate", "staging"),
+        ("4", "staging", "candidate"),
+        ("3", "staging", "production"),
+        ("2", "production", "previous-production"),
+        ("1", "previous-production", "archived"),
+    ]
+    assert stages.moved(aliases, transitions) == {"production": "3", "previous-production": "2"}
+
+
+def test_planning_does_not_change_the_callers_aliases():
+    aliases = {"production": "2", "staging": "4"}
+    plan(aliases, comparison=(True, "beats production", {}))
+    assert aliases == {"production": "2", "staging": "4"}
+    stages.into("staging", "3", "candidate", "why", {}, aliases)
+    assert aliases == {"production": "2", "staging": "4"}
+
+
+def test_a_version_that_does_not_beat_production_stays_in_staging_unless_forced():
+    worse = (False, "does not beat production", {"candidate_mae": 2.0})
+    transitions, refused = plan({"production": "2"}, comparison=worse)
+    assert [t.target for t in transitions] == ["staging"]
+    assert refused == "version 3 stays in staging: does not beat production"
+    forced, refused = plan({"production": "2"}, comparison=worse, force=True, reason="hotfix")
+    assert refused is None
+    assert forced[-2].why == "forced (does not beat production): hotfix"
+
+
+@pytest.mark.parametrize(
+    ("stage", "to", "message"),
+    [
+        ("production", "auto", "already in production"),
+        ("staging", "staging", "already in staging"),
+        ("candidate", "production", "promote it to staging first"),
+        ("archived", "production", "promote it to staging first"),
+    ],
+)
+def test_the_order_of_stages_is_enforced(stage, to, message):
+    with pytest.raises(PromotionRefused, match=message):
+        stages.check_order("3", stage, to)
+
+
+@pytest.mark.parametrize(
+    ("to", "force", "reason", "message"),
+    [("live", False, "", "to: expected one of"), ("auto", True, " ", "--force needs --reason")],
+)
+def test_malformed_requests_are_refused(to, force, reason, message):
+    with pytest.raises(PromotionRefused, match=message):
+        stages.check_arguments(to, force=force, reason=reason)
+
+
+def test_rollback_swaps_production_and_previous():
+    transitions = stages.plan_rollback({"production": "2", "previous-production": "1"}, "bad")
+    assert stages.moved({"production": "2", "previous-production": "1"}, transitions) == {
+        "production": "1",
+        "previous-production": "2",
+    }
+    with pytest.raises(PromotionRefused, match="previous-production is unset"):
+        stages.plan_rollback({"production": "2"})
+
+
+@pytest.mark.parametrize("error", [RuntimeError("disk full"), KeyboardInterrupt()])
+def test_any_failure_halfway_undoes_every_write_before_it(error):
+    log: list[str] = []
+
+    def failing() -> None:
+        raise error
+
+    steps = [
+        Step(lambda: log.append("do 1"), lambda: log.append("undo 1")),
+        Step(lambda: log.append("do 2"), lambda: log.append("undo 2")),
+        Step(failing, lambda: log.append("undo 3")),
+    ]
+    with pytest.raises(type(error)):
+        apply_steps(steps)
+    assert log == ["do 1", "do 2", "undo 2", "undo 1"]
+
+
+def test_a_failing_undo_does_not_stop_the_other_undos():
+    log: list[str] = []
+
+    def broken() -> None:
+        raise MlflowException("registry unreachable")
+
+    def failing() -> None:
+        raise MlflowException("tag too long")
+
+    steps = [
+        Step(lambda: log.append("do 1"), lambda: log.append("undo 1")),
+        Step(lambda: log.append("do 2"), broken),
+        Step(failing, lambda: log.append("undo 3")),
+    ]
+    with pytest.raises(MlflowException, match="tag too long"):
+        apply_steps(steps)
+    assert log == ["do 1", "do 2", "undo 1"]
+
+
+@pytest.fixture
+def client(tracking_uri):
+    return mlflow.MlflowClient()
+
+
+@pytest.mark.parametrize("name", ["o'brien's carnn", 'the "best" carnn', "100%_carnn\\x"])
+def test_registry_reads_work_for_names_that_need_quoting(client, name):
+    client.create_registered_model(name)
+    client.create_registered_model(name.replace("carnn", "other"))  # a near name: not matched
+    for _ in range(2):
+        client.create_model_version(name, "file:///nowhere/model")
+    assert sorted(int(mv.version) for mv in versions_of(client, name)) == [1, 2]
+    promoter = Promoter(name, client=client)
+    assert promoter.resolve("latest") == "2"
+    assert [row["version"] for row in promoter.table()] == ["2", "1"]
+    assert promoter.inconsistencies() == []
+
+
+class InterleavingClient(mlflow.MlflowClient):
+    """A real client; the first time it reads ``target``, other processes act right after."""
+
+    def __init__(self, target: str, meanwhile) -> None:
+        super().__init__()
+        self.target, self.meanwhile = target, meanwhile
+
+    def get_registered_model(self, name):
+        model = super().get_registered_model(name)
+        if name == self.target and self.meanwhile is not None:
+            meanwhile, self.meanwhile = self.meanwhile, None
+            meanwhile()
+        return model
+
+
+def test_breaking_a_stale_lock_never_deletes_a_fresh_one_taken_meanwhile(client):
+    name = f"carnn-{uuid.uuid4().hex[:8]}"
+    lock = name + LOCK_SUFFIX
+    client.create_registered_model(lock, description="held by a process that hangs")
+    time.sleep(1.2)  # that lock is now older than stale_lock_s below
+
+    def owner_releases_and_another_promotion_takes_it() -> None:
+        client.delete_registered_model(lock)
+        client.create_registered_model(lock, description="held by a fresh promotion")
+
+    breaker = Promoter(
+        name,
+        client=InterleavingClient(lock, owner_releases_and_another_promotion_takes_it),
+        stale_lock_s=1.0,
+        lock_timeout_s=0.5,
+    )
+    with (
+        pytest.raises(PromotionRefused, match="another promotion holds the lock"),
+        breaker.locked(),
+    ):
+        pass
+    assert client.get_registered_model(lock).description == "held by a fresh promotion"
+
+
+def test_a_lock_broken_as_stale_is_not_deleted_by_its_old_holder(client):
+    name = f"carnn-{uuid.uuid4().hex[:8]}"
+    lock = name + LOCK_SUFFIX
+    with Promoter(name, client=client).locked():
+        # meanwhile another process judged ours stale, broke it and took the lock
+        client.delete_registered_model(lock)
+        client.create_registered_model(lock, description="held by the next promotion")
+    assert client.get_registered_model(lock).description == "held by the next promotion"
+    client.delete_registered_model(lock)
+    with Promoter(name, client=client).locked():  # our own lock is released as usual
+        assert client.get_registered_model(lock)
+    with pytest.raises(MlflowException, match=r"RESOURCE_DOES_NOT_EXIST|not found"):
+        client.get_registered_model(lock)
