@@ -49,7 +49,7 @@ def bodies(frame: pd.DataFrame) -> dict[str, tuple[bytes, str]]:
     as_json = lambda d: json.dumps(d, default=str).encode()  # noqa: E731
     plain = json.loads(frame.to_json(orient="records"))
     split = json.loads(frame.to_json(orient="split", index=False))
-    columns = json.loads(frame.to_json(orient="list"))
+    columns = {k: list(v.values()) for k, v in json.loads(frame.to_json(orient="columns")).items()}
     parquet = io.BytesIO()
     frame.to_parquet(parquet)
     return {
@@ -118,7 +118,7 @@ def test_an_error_names_field_and_row_and_echoes_nothing(carnn_served):
     assert body["error_code"] == "INVALID_PARAMETER_VALUE"
     assert body["message"].startswith("weight: row 2 has -3504")
     assert body["errors"] == [
-        {"row": 2, "field": "weight", "expected": "pounds, greater than 0 and at most 20000",
+        {"row": 2, "field": "weight", "expected": "pounds, from 200 to 20000",
          "value": "-3504"}
     ]  # fmt: skip
     assert secret not in response.text
@@ -223,7 +223,7 @@ def test_openapi_has_request_schemas_from_the_field_table(carnn_served):
     doc = requests.get(f"{carnn_served}/openapi.json", timeout=10).json()
     record = doc["components"]["schemas"]["Record"]
     assert record["required"] == ["cylinders", "displacement", "weight", "acceleration", "year"]
-    assert record["properties"]["weight"]["exclusiveMinimum"] == 0
+    assert record["properties"]["weight"]["minimum"] == 200
     assert record["properties"]["cylinders"]["type"] == "integer"
     content = doc["paths"]["/invocations"]["post"]["requestBody"]["content"]
     assert set(content) == {"application/json", "text/csv", "application/vnd.apache.parquet"}

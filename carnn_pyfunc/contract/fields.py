@@ -18,8 +18,9 @@ class Field:
     """One input field: its type, whether it is required, its limits, unit and help text.
 
     ``kind`` is ``number`` (any real), ``whole`` (a whole number) or ``text``. ``low``/``high``
-    bound a number (``low_inclusive``: whether ``low`` itself is allowed); ``expected`` is what an
-    error message says a valid value is.
+    bound a number (``low_inclusive``: whether ``low`` itself is allowed): what a real car can
+    have, and what keeps the network's answer finite (a weight of 1e-300 pounds would make its
+    logarithm, and the answer, blow up). ``expected`` is what an error says a valid value is.
     """
 
     name: str
@@ -39,120 +40,63 @@ class Field:
         return self.kind != "text"
 
 
-# fmt: off  (one field per block reads as a table)
 FIELDS: tuple[Field, ...] = (
     Field(
-        "cylinders",
-        "whole",
-        True,
-        2,
-        16,
-        True,
-        "cylinders",
-        "Cylinders",
-        "number of cylinders, a whole number from 2 to 16",
-        "a whole number of cylinders from 2 to 16",
-        8,
+        name="cylinders", kind="whole", required=True, low=2, high=16, low_inclusive=True,
+        unit="cylinders", label="Cylinders",
+        help="number of cylinders, a whole number from 2 to 16",
+        expected="a whole number of cylinders from 2 to 16", example=8,
     ),
     Field(
-        "displacement",
-        "number",
-        True,
-        0,
-        1000,
-        False,
-        "cubic inches",
-        "Displacement",
-        "engine displacement in cubic inches, > 0 and ≤ 1000",
-        "cubic inches, greater than 0 and at most 1000",
-        307.0,
+        name="displacement", kind="number", required=True, low=10, high=1000, low_inclusive=True,
+        unit="cubic inches", label="Displacement",
+        help="engine displacement in cubic inches, 10 to 1000",
+        expected="cubic inches, from 10 to 1000", example=307.0,
     ),
     Field(
-        "horsepower",
-        "number",
-        False,
-        0,
-        2000,
-        False,
-        "hp",
-        "Horsepower",
-        "engine power, > 0 and ≤ 2000; missing or null: the training median",
-        "horsepower, greater than 0 and at most 2000",
-        130.0,
+        name="horsepower", kind="number", required=False, low=5, high=2000, low_inclusive=True,
+        unit="hp", label="Horsepower",
+        help="engine power, 5 to 2000; missing or null: the training median",
+        expected="horsepower, from 5 to 2000", example=130.0,
     ),
     Field(
-        "weight",
-        "number",
-        True,
-        0,
-        20000,
-        False,
-        "pounds",
-        "Weight",
-        "weight in pounds, > 0 and ≤ 20000",
-        "pounds, greater than 0 and at most 20000",
-        3504.0,
+        name="weight", kind="number", required=True, low=200, high=20000, low_inclusive=True,
+        unit="pounds", label="Weight",
+        help="weight in pounds, 200 to 20000",
+        expected="pounds, from 200 to 20000", example=3504.0,
     ),
     Field(
-        "acceleration",
-        "number",
-        True,
-        0,
-        100,
-        False,
-        "seconds",
-        "Acceleration (0-60 mph)",
-        "seconds from 0 to 60 mph, > 0 and ≤ 100",
-        "seconds from 0 to 60 mph, greater than 0 and at most 100",
-        12.0,
+        name="acceleration", kind="number", required=True, low=1, high=100, low_inclusive=True,
+        unit="seconds", label="Acceleration (0-60 mph)",
+        help="seconds from 0 to 60 mph, 1 to 100",
+        expected="seconds from 0 to 60 mph, from 1 to 100", example=12.0,
     ),
     Field(
-        "year",
-        "whole",
-        True,
-        0,
-        2099,
-        True,
-        "model year",
-        "Model year",
-        "model year, a whole number: two digits as in the data (`76` for 1976) or four digits "
-        "(1900-2099); a year the training data has (1970-1982) also gets its own learned level, "
-        "any other only the trend",
-        "a whole model year: two digits (76 for 1976) or four digits 1900-2099",
-        75,
+        name="year", kind="whole", required=True, low=0, high=2099, low_inclusive=True,
+        unit="model year", label="Model year",
+        help="model year, a whole number: two digits as in the data (`76` for 1976) or four "
+        "digits (1900-2099); a year the training data has (1970-1982) also gets its own learned "
+        "level, any other only the trend",
+        expected="a whole model year: two digits (76 for 1976) or four digits 1900-2099",
+        example=75,
     ),
     Field(
-        "origin",
-        "whole",
-        False,
-        1,
-        3,
-        True,
-        "region",
-        "Origin",
-        "1 = USA, 2 = Europe, 3 = Japan; missing or null: the maker's origin if the maker is "
-        "known, else the training mix",
-        "1 (USA), 2 (Europe) or 3 (Japan)",
-        1,
+        name="origin", kind="whole", required=False, low=1, high=3, low_inclusive=True,
+        unit="region", label="Origin",
+        help="1 = USA, 2 = Europe, 3 = Japan; missing or null: the maker's origin if the maker "
+        "is known, else the training mix",
+        expected="1 (USA), 2 (Europe) or 3 (Japan)", example=1,
     ),
     Field(
-        "name",
-        "text",
-        False,
-        None,
-        None,
-        True,
-        "",
-        "Car name",
-        "car name (text; a number or a list is an error naming `name`); its first word is the "
-        "maker (`chevy`, `vw`, … folded to `chevrolet`, `volkswagen`, …); unknown or missing: "
-        "`other`. The word `diesel`, or a Mercedes-style `300d` model, marks a diesel; a Mazda "
-        "`RX` model (`mazda rx-7`) a rotary engine",
-        "text (the car name) or null",
-        "chevy ltd",
+        name="name", kind="text", required=False, low=None, high=None, low_inclusive=True,
+        unit="", label="Car name",
+        help="car name (text; a number or a list is an error naming `name`); its first word is "
+        "the maker (`chevy`, `vw`, … folded to `chevrolet`, `volkswagen`, …); unknown or "
+        "missing: `other`. The word `diesel`, or a Mercedes-style `300d` model, marks a diesel; "
+        "a Mazda `RX` model (`mazda rx-7`) a rotary engine",
+        expected="text (the car name) or null", example="chevy ltd",
     ),
-)
-# fmt: on
+)  # fmt: skip
 
 BY_NAME = {f.name: f for f in FIELDS}
 INPUT_FIELDS = tuple(f.name for f in FIELDS)
