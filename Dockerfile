@@ -1,8 +1,8 @@
-# The production model as an HTTP service (MLflow's scoring server: /invocations, /ping).
+# The production model behind `carnn serve` (MLflow's /invocations protocol, OpenAPI, metrics).
 #
 #   carnn export                  # writes build/model from models:/carnn@production
 #   docker build -t carnn .
-#   docker run --rm -p 8080:8080 -e MLFLOW_MODELS_WORKERS=2 carnn
+#   docker run --rm -p 8080:8080 -e CARNN_WORKERS=2 -e CARNN_API_TOKEN=... carnn
 #
 # No Docker engine on our CI machines: tests/test_docker.py performs these same install and start
 # steps outside Docker (a fresh virtualenv, the exported model, this CMD) and serves over HTTP.
@@ -13,9 +13,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     TF_CPP_MIN_LOG_LEVEL=3 \
-    MLFLOW_HOST=0.0.0.0 \
-    MLFLOW_PORT=8080 \
-    MLFLOW_MODELS_WORKERS=1
+    CARNN_HOST=0.0.0.0 \
+    CARNN_PORT=8080 \
+    CARNN_WORKERS=1
 
 # A numeric, non-root user (Kubernetes' runAsNonRoot can verify it).
 RUN groupadd --gid 10001 carnn \
@@ -27,12 +27,18 @@ WORKDIR /opt/carnn
 COPY build/model/requirements.txt model/requirements.txt
 RUN pip install --requirement model/requirements.txt
 
+# The carnn package for `carnn serve`: its serving dependencies only (no training extra).
+COPY pyproject.toml README.md src/
+COPY carnn_pyfunc/ src/carnn_pyfunc/
+RUN pip install ./src
+
 COPY build/model/ model/
 
 USER 10001:10001
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=90s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request as r; r.urlopen('http://127.0.0.1:%s/ping' % os.environ['MLFLOW_PORT'], timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request as r; r.urlopen('http://127.0.0.1:%s/ping' % os.environ['CARNN_PORT'], timeout=4)"]
 
-# Host, port and worker count come from MLFLOW_HOST, MLFLOW_PORT and MLFLOW_MODELS_WORKERS.
-CMD ["mlflow", "models", "serve", "--model-uri", "/opt/carnn/model", "--env-manager", "local"]
+# Host, port, workers and the token come from CARNN_HOST, CARNN_PORT, CARNN_WORKERS and
+# CARNN_API_TOKEN.
+CMD ["carnn", "serve", "--model-uri", "/opt/carnn/model"]

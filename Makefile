@@ -9,7 +9,7 @@ export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 
 .DEFAULT_GOAL := help
 .PHONY: help install dev train promote rollback stages evaluate sweep test test-fast bench lint format \
-        serve docker-context ui clean
+        serve mlflow-serve docker-context ui clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -17,14 +17,17 @@ help: ## list the targets
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e '.[train]'
 	touch $@
 
-# The tests run the Dockerfile's `pip install` offline: from a wheelhouse of the model's pins.
+# The tests run the Dockerfile's `pip install` steps offline: from a wheelhouse of the model's
+# pins and of what installing the carnn package for serving needs (its pins, setuptools).
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[train,dev]'
 	$(BIN)/python -m carnn_pyfunc.versions > $(VENV)/model-requirements.txt
-	$(BIN)/python -m pip download --quiet --dest $(VENV)/wheelhouse -r $(VENV)/model-requirements.txt
+	$(BIN)/python -m carnn_pyfunc.versions --serving > $(VENV)/serve-requirements.txt
+	$(BIN)/python -m pip download --quiet --dest $(VENV)/wheelhouse \
+		-r $(VENV)/model-requirements.txt -r $(VENV)/serve-requirements.txt
 	touch $@
 
 install: $(VENV)/.installed ## create .venv with the pinned runtime dependencies
@@ -67,7 +70,10 @@ format: dev ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-serve: install ## serve MODEL (default models:/carnn@production) on 127.0.0.1:PORT
+serve: install ## carnn serve MODEL (default models:/carnn@production) on 127.0.0.1:PORT
+	$(BIN)/carnn serve --model-uri "$(MODEL)" --host 127.0.0.1 --port $(PORT) $(ARGS)
+
+mlflow-serve: install ## the same model under MLflow's own scoring server
 	$(BIN)/mlflow models serve -m "$(MODEL)" --env-manager local -h 127.0.0.1 -p $(PORT)
 
 docker-context: install ## write build/model (the production model) for `docker build -t carnn .`

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 BIN = Path(sys.executable).parent  # mlflow and uvicorn of the running environment
@@ -44,6 +45,12 @@ def child_env(tracking_uri: str) -> dict[str, str]:
     return env
 
 
+@dataclass(frozen=True)
+class Started:
+    process: subprocess.Popen
+    startup_s: float  # from start to the first good /ping
+
+
 @contextlib.contextmanager
 def http_server(
     command: list[str],
@@ -52,9 +59,10 @@ def http_server(
     *,
     env: dict[str, str] | None = None,
     timeout_s: float = 180,
-) -> Iterator[float]:
+) -> Iterator[Started]:
     """Run ``command`` (a server listening on 127.0.0.1:``port``) until the block ends; yields
-    the seconds from start to its first good /ping. Stopped with SIGTERM (SIGKILL after 20 s)."""
+    the process and the seconds from start to its first good /ping. Stopped with SIGTERM
+    (SIGKILL after 20 s)."""
     start = time.perf_counter()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
@@ -68,7 +76,7 @@ def http_server(
             if time.perf_counter() - start > timeout_s:
                 raise RuntimeError(f"server not up in {timeout_s:.0f} s:\n{_tail(log_path)}")
             time.sleep(0.05)
-        yield time.perf_counter() - start
+        yield Started(proc, time.perf_counter() - start)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
@@ -94,8 +102,8 @@ def model_server(
         str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
         "-h", "127.0.0.1", "-p", str(port), "--workers", str(workers),
     ]  # fmt: skip
-    with http_server(command, port, log_path, env=env, timeout_s=timeout_s) as startup_s:
-        yield port, startup_s
+    with http_server(command, port, log_path, env=env, timeout_s=timeout_s) as started:
+        yield port, started.startup_s
 
 
 def _pings(port: int) -> bool:

@@ -1,13 +1,15 @@
 """The libraries a logged model depends on, and their installed versions.
 
-``python -m carnn_pyfunc.versions`` prints them as pip requirements, one per line (the Makefile
-downloads their wheels for the Docker test).
+``python -m carnn_pyfunc.versions`` prints them as pip requirements, one per line; with
+``--serving``, what the Docker image installs for `carnn serve` (the Makefile downloads both sets
+of wheels for the Docker test).
 """
 
 from __future__ import annotations
 
 from importlib import metadata
 
+BUILD_BACKEND = "setuptools>=69"  # pyproject.toml's [build-system] requires
 PINNED_LIBRARIES = ("mlflow", "tensorflow", "keras", "scikit-learn", "pandas", "numpy", "joblib")
 
 
@@ -21,5 +23,16 @@ def pip_requirements() -> list[str]:
     return [f"{lib}=={version}" for lib, version in library_versions().items()]
 
 
+def serving_requirements() -> list[str]:
+    """What installing the carnn package (without extras) pulls in, plus its build backend: the
+    pins the Docker image installs for `carnn serve`, read from the installed distribution."""
+    required = metadata.requires("carnn") or []
+    pins = [r.split(";")[0].strip() for r in required if "extra ==" not in r]
+    return [*pins, BUILD_BACKEND]
+
+
 if __name__ == "__main__":
-    print("\n".join(pip_requirements()))
+    import sys
+
+    wanted = serving_requirements() if "--serving" in sys.argv[1:] else pip_requirements()
+    print("\n".join(wanted))

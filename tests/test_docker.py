@@ -73,9 +73,9 @@ def test_dockerfile_declares_a_non_root_image_serving_on_8080_with_a_healthcheck
     keywords = [k for k, _ in steps]
     assert steps[0] == ("FROM", "python:3.11-slim")
     env = {k: v for kw, args in steps if kw == "ENV" for k, v in env_pairs(args).items()}
-    assert env["MLFLOW_HOST"] == "0.0.0.0"
-    assert env["MLFLOW_PORT"] == "8080"
-    assert env["MLFLOW_MODELS_WORKERS"].isdigit()  # the worker count, overridable at run time
+    assert env["CARNN_HOST"] == "0.0.0.0"
+    assert env["CARNN_PORT"] == "8080"
+    assert env["CARNN_WORKERS"].isdigit()  # the worker count, overridable at run time
     assert ("EXPOSE", "8080") in steps
     user = [args for kw, args in steps if kw == "USER"]
     assert len(user) == 1
@@ -84,8 +84,7 @@ def test_dockerfile_declares_a_non_root_image_serving_on_8080_with_a_healthcheck
     healthcheck = next(args for kw, args in steps if kw == "HEALTHCHECK")
     assert "/ping" in healthcheck
     cmd = json.loads(next(args for kw, args in steps if kw == "CMD"))
-    assert cmd[:3] == ["mlflow", "models", "serve"]
-    assert "--env-manager" in cmd
+    assert cmd[:2] == ["carnn", "serve"]
 
 
 def test_dockerfile_steps_outside_docker_serve_the_production_model(
@@ -97,6 +96,10 @@ def test_dockerfile_steps_outside_docker_serve_the_production_model(
                      "--output", str(context / "build" / "model")]) == 0  # fmt: skip
     info = json.loads((context / "build" / "model" / EXPORT_INFO).read_text())
     assert (info["name"], info["version"]) == (production, "1")
+    for admitted in ("pyproject.toml", "README.md"):  # what .dockerignore lets in besides
+        shutil.copy2(ROOT / admitted, context / admitted)
+    shutil.copytree(ROOT / "carnn_pyfunc", context / "carnn_pyfunc",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
 
     image = tmp_path / "image"  # the image's file system root
     venv = image / "venv"  # the image's Python: a fresh virtualenv, nothing installed yet
@@ -123,13 +126,17 @@ def test_dockerfile_steps_outside_docker_serve_the_production_model(
         elif keyword == "WORKDIR":
             workdir = Path(in_image(arguments))
             workdir.mkdir(parents=True, exist_ok=True)
-        elif keyword == "COPY":
-            source, dest = (context / arguments.split()[0], workdir / arguments.split()[1])
-            if source.is_dir():
-                shutil.copytree(source, dest, dirs_exist_ok=True)
-            else:
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(source, dest)
+        elif keyword == "COPY":  # sources ... dest (a dest ending in / is a directory)
+            *sources, target = arguments.split()
+            for name in sources:
+                source, dest = context / name, workdir / target
+                if target.endswith("/") and not source.is_dir():
+                    dest = dest / source.name
+                if source.is_dir():
+                    shutil.copytree(source, dest, dirs_exist_ok=True)
+                else:
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(source, dest)
         elif keyword == "RUN" and arguments.startswith("pip install"):
             subprocess.run(arguments, shell=True, cwd=workdir, env=env, check=True)
             performed.append(arguments)
@@ -141,16 +148,16 @@ def test_dockerfile_steps_outside_docker_serve_the_production_model(
             healthcheck = json.loads(arguments.split(" CMD ", 1)[1])
         elif keyword == "CMD":
             cmd = [in_image(a) for a in json.loads(arguments)]
-    assert performed == ["pip install --requirement model/requirements.txt"]
+    assert performed == ["pip install --requirement model/requirements.txt", "pip install ./src"]
     assert len(skipped) == 1
     installed = subprocess.run([str(venv / "bin" / "pip"), "freeze"], env=env, check=True,
                                capture_output=True, text=True).stdout  # fmt: skip
-    assert "carnn" not in installed  # the image has the model's requirements, not our package
-    assert "tensorflow==" in installed
+    assert "carnn @ file" in installed  # the package, for `carnn serve`, without its extras
+    assert "optuna" not in installed  # the train extra stays out of the image
 
-    # `docker run -e MLFLOW_HOST=... -e MLFLOW_PORT=...`: tests listen on 127.0.0.1 only.
+    # `docker run -e CARNN_HOST=... -e CARNN_PORT=...`: tests listen on 127.0.0.1 only.
     port = free_port()
-    env.update({"MLFLOW_HOST": "127.0.0.1", "MLFLOW_PORT": str(port)})
+    env.update({"CARNN_HOST": "127.0.0.1", "CARNN_PORT": str(port)})
     log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 (closed in finally)
     server = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
                               start_new_session=True)  # fmt: skip
@@ -178,7 +185,7 @@ def test_dockerfile_steps_outside_docker_serve_the_production_model(
     expected = loaded_model.predict(as_frame([SEED_RECORD]))["mpg"].iloc[0]
     assert response.json()["predictions"][0]["mpg"] == pytest.approx(expected, rel=1e-6)
     assert bad.status_code == 400
-    assert "weight" in bad.json()["message"]
+    assert bad.json()["errors"][0]["field"] == "weight"
     assert "stack_trace" not in bad.json()
 
 

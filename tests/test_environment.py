@@ -13,9 +13,11 @@ from tests.helpers import ROOT
 
 
 def pyproject_pins() -> set[str]:
+    """The runtime pins and the train extra's: what an MLflow project run needs."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert all("==" in dep for dep in project["dependencies"])
-    return set(project["dependencies"])
+    pins = [*project["dependencies"], *project["optional-dependencies"]["train"]]
+    assert all("==" in dep for dep in pins)
+    return set(pins)
 
 
 def test_python_env_and_conda_repeat_the_pyproject_pins():

@@ -23,7 +23,9 @@ from carnn_pyfunc.serving.settings import DEFAULT_MODEL_URI, TOKEN_VARIABLE
     show_default=True,
     help="address to listen on (0.0.0.0 for every interface, e.g. in a container)",
 )
-@click.option("--port", type=click.IntRange(0, 65535), default=5001, show_default=True)
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=5001, show_default=True, envvar="CARNN_PORT"
+)
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
