@@ -24,7 +24,7 @@ import threading
 import time
 from pathlib import Path
 
-from carnn_pyfunc.processes import model_server
+from carnn_pyfunc.processes import carnn_server, model_server
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
@@ -214,29 +214,35 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def measure_served(paths: dict[str, Path], workdir: Path, duration: float, rounds: int) -> dict:
-    """Served throughput; the three servers run side by side and are measured in interleaved
-    rounds (median of the rounds), so a slow spell of the machine hits them all alike."""
+    """Served throughput; the servers run side by side and are measured in interleaved rounds
+    (median of the rounds), so a slow spell of the machine hits them all alike. The three pyfuncs
+    under `mlflow models serve`, and carnn under `carnn serve` (one worker, then two)."""
     load = load_wrk if shutil.which("wrk") else load_python
     served: dict[str, dict] = {}
     samples: dict[tuple[str, int], list[dict]] = {}
+    starters = {n: (lambda n=n: serve(paths[n], 1, workdir / f"{n}.log")) for n in MODELS}
+    starters["carnn_serve"] = lambda: carnn_server(str(paths["carnn"]), workdir / "cs.log")
     with contextlib.ExitStack() as stack:
         ports = {}
-        for name in MODELS:  # started one after another: start-up time is measured alone
-            ports[name], startup = stack.enter_context(
-                serve(paths[name], 1, workdir / f"{name}.log")
-            )
+        for name, start in starters.items():  # one after another: start-up measured alone
+            ports[name], startup = stack.enter_context(start())
             served[name] = {"startup_s": startup}
             load(ports[name], 8, 1.0, workdir)  # warm-up, not counted
         for _ in range(rounds):
-            for name in MODELS:
+            for name in starters:
                 for connections in (1, 8):
                     result = load(ports[name], connections, duration, workdir)
                     samples.setdefault((name, connections), []).append(result)
-    with serve(paths["carnn"], 2, workdir / "carnn2.log") as (port, startup):
-        served["carnn_workers2"] = {"startup_s": startup}
-        load(port, 8, 1.0, workdir)
-        for connections in (1, 8):
-            samples[("carnn_workers2", connections)] = [load(port, connections, duration, workdir)]
+    for name, start in (
+        ("carnn_workers2", lambda: serve(paths["carnn"], 2, workdir / "carnn2.log")),
+        ("carnn_serve_workers2",
+         lambda: carnn_server(str(paths["carnn"]), workdir / "cs2.log", "--workers", "2")),
+    ):  # fmt: skip
+        with start() as (port, startup):
+            served[name] = {"startup_s": startup}
+            load(port, 8, 1.0, workdir)
+            for connections in (1, 8):
+                samples[(name, connections)] = [load(port, connections, duration, workdir)]
     for (name, connections), results in samples.items():
         served[name][f"c{connections}"] = {
             key: statistics.median(r[key] for r in results) for key in ("rps", "p50_ms", "p99_ms")
@@ -269,6 +275,9 @@ def run(workdir: Path, duration: float, rounds: int) -> dict:
     return {
         "served_rps_carnn_over_floor": rps8["carnn"] / rps8["floor"],
         "served_rps_carnn_over_naive": rps8["carnn"] / rps8["naive"],
+        "served_rps_carnn_serve_over_floor": rps8["carnn_serve"] / rps8["floor"],
+        "served_c1_p50_workers2_over_workers1": served["carnn_serve_workers2"]["c1"]["p50_ms"]
+        / served["carnn_serve"]["c1"]["p50_ms"],
         "predict_1row_speedup_over_naive": own["naive"][1]["p50_ms"] / own["carnn"][1]["p50_ms"],
         "pyfunc_predict_1row_speedup_over_naive": predict["naive"][1]["p50_ms"]
         / predict["carnn"][1]["p50_ms"],
@@ -319,6 +328,10 @@ def report(results: dict) -> str:
         "",
         f"- served rps at 8 connections, carnn/floor: **{r['served_rps_carnn_over_floor']:.2f}x**",
         f"- served rps at 8 connections, carnn/naive: **{r['served_rps_carnn_over_naive']:.1f}x**",
+        "- served rps at 8 connections, carnn under `carnn serve` / floor under `mlflow models "
+        f"serve`: **{r['served_rps_carnn_serve_over_floor']:.2f}x**",
+        "- one keep-alive connection, p50 of `carnn serve --workers 2` / `--workers 1`: "
+        f"**{r['served_c1_p50_workers2_over_workers1']:.2f}**",
         "- in-process one-row predict, naive p50 / carnn p50: "
         f"**{r['predict_1row_speedup_over_naive']:.0f}x** "
         f"({r['pyfunc_predict_1row_speedup_over_naive']:.0f}x through `PyFuncModel.predict`)",

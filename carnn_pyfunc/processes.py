@@ -1,5 +1,5 @@
-"""Child processes of ours: their environment, and HTTP servers on 127.0.0.1 that are started,
-waited for (first good ``/ping``) and always stopped.
+"""Child processes of ours: their environment, and HTTP servers on 127.0.0.1 (``mlflow models
+serve``, ``carnn serve``) that are started, waited for (first good ``/ping``) and always stopped.
 
 Used by the registry's fresh-process check, the tests and the benchmark.
 """
@@ -117,3 +117,19 @@ def _pings(port: int) -> bool:
 
 def _tail(path: Path) -> str:
     return path.read_text(errors="replace")[-3000:]
+
+
+@contextlib.contextmanager
+def carnn_server(
+    model_uri: str,
+    log_path: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout_s: float = 180,
+) -> Iterator[tuple[int, float]]:
+    """``carnn serve`` of ``model_uri`` (extra flags in ``args``); yields (port, seconds to the
+    first good /ping)."""
+    port = free_port()
+    command = [str(BIN / "carnn"), "serve", "--model-uri", model_uri, "--port", str(port), *args]
+    with http_server(command, port, log_path, env=env, timeout_s=timeout_s) as started:
+        yield port, started.startup_s

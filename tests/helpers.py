@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from carnn_pyfunc.processes import BIN, child_env, free_port, http_server
+from carnn_pyfunc.processes import BIN, child_env
+from carnn_pyfunc.processes import carnn_server as serve_carnn
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = str(BIN)  # mlflow, uvicorn: the environment running the tests
@@ -57,7 +58,5 @@ def registry_of(client, *sources) -> str:
 @contextlib.contextmanager
 def carnn_server(model_uri: str, log_path: Path, env: dict[str, str], *args: str) -> Iterator[str]:
     """A real `carnn serve` process on a free 127.0.0.1 port; yields its base URL."""
-    port = free_port()
-    command = [str(BIN / "carnn"), "serve", "--model-uri", model_uri, "--port", str(port), *args]
-    with http_server(command, port, log_path, env=env):
+    with serve_carnn(model_uri, log_path, *args, env=env) as (port, _):
         yield f"http://127.0.0.1:{port}"

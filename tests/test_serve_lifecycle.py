@@ -4,6 +4,7 @@ shutdown under load that drops no accepted request."""
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import signal
 import threading
@@ -74,7 +75,7 @@ def test_shutdown_under_load_answers_every_accepted_request(trained, tracking_ur
                 outcome = "refused"
             else:
                 try:
-                    body = '{"dataframe_records": [%s]}' % str(SEED_RECORD).replace("'", '"')
+                    body = json.dumps({"dataframe_records": [SEED_RECORD]})
                     connection.request(
                         "POST", "/invocations", body, {"Content-Type": "application/json"}
                     )

@@ -1,7 +1,8 @@
 """`carnn ...` commands. Entry points configure logging and the tracking URI, once, here.
 
 - ``train``: train, evaluate, sweep; ``registry``: promote, rollback, stages, export;
-  ``serve``: the scoring service; ``common``: what the commands share.
+  ``serve``: the scoring service; ``predict``: its command-line client; ``score``: batch
+  scoring of files; ``common``: what the commands share.
 
 May import every carnn package, lazily inside the commands (``carnn --help`` loads no TensorFlow).
 """
@@ -15,7 +16,7 @@ import sys
 import click
 from mlflow.exceptions import MlflowException
 
-from carnn_pyfunc.cli import registry, serve, train
+from carnn_pyfunc.cli import predict, registry, score, serve, train
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
@@ -51,6 +52,8 @@ for _command in (
     registry.stages,
     registry.export_model,
     serve.serve,
+    predict.predict,
+    score.score,
 ):
     cli.add_command(_command)
 
