@@ -122,7 +122,8 @@ def test_signature_has_required_and_optional_fields(loaded_model):
     assert required == {"cylinders", "displacement", "weight", "acceleration", "year"}
     assert set(inputs) - required == {"horsepower", "origin", "name"}
     assert inputs["name"].type.name == "string"
-    assert loaded_model.metadata.get_output_schema().input_names() == ["mpg"]
+    assert loaded_model.metadata.get_output_schema().input_names() == ["mpg", "error"]
+    assert [p.name for p in loaded_model.metadata.get_params_schema().params] == ["errors"]
 
 
 def test_pyfunc_equals_the_network_it_carries(loaded_model, model_dir, test_split):
@@ -237,3 +238,47 @@ def test_invalid_records_raise_invalid_parameter_value(loaded_model, changes, me
     with pytest.raises(MlflowException, match=message) as info:
         loaded_model.predict(as_frame([{**SEED_RECORD, **changes}]))
     assert info.value.error_code == "INVALID_PARAMETER_VALUE"
+
+
+def test_errors_column_scores_every_good_row_and_names_each_bad_one(loaded_model, test_split):
+    records = test_split.drop(columns=["mpg"]).head(100).reset_index(drop=True)
+    records = records.astype({"weight": object, "name": object})
+    expected = loaded_model.predict(records.astype({"weight": "float64", "name": "string"}))
+    broken = records.copy()
+    broken.loc[3, "weight"] = "heavy"
+    broken.loc[10, "year"] = 76.5
+    broken.loc[20, "origin"] = 9.0
+    broken.loc[30, "name"] = ["not", "a", "name"]
+    # the model's own predict: MLflow's schema enforcement would refuse the text in a number
+    # column for the whole batch before the model sees it (batch scoring calls the model itself)
+    answer = loaded_model.unwrap_python_model().predict(None, broken, {"errors": "column"})
+    assert list(answer.columns) == ["mpg", "error"]
+    assert len(answer) == len(records)
+    bad = {3: "weight: has 'heavy'", 10: "year: has 76.5", 20: "origin: has 9", 30: "name: has"}
+    for row, start in bad.items():
+        assert answer["error"][row].startswith(start)
+        assert np.isnan(answer["mpg"][row])
+    good = [i for i in range(len(records)) if i not in bad]
+    assert answer["error"][good].isna().all()
+    np.testing.assert_allclose(answer["mpg"][good], expected["mpg"][good], rtol=1e-6)
+
+
+def test_errors_column_still_refuses_a_missing_required_column(loaded_model, test_split):
+    records = test_split.drop(columns=["mpg", "weight"]).head(5)
+    model = loaded_model.unwrap_python_model()
+    with pytest.raises(MlflowException, match="^weight: missing required field"):
+        model.predict(None, records, {"errors": "column"})
+    with pytest.raises(MlflowException, match="errors: 'ignore' is not one of raise, column"):
+        model.predict(None, records, {"errors": "ignore"})
+
+
+def test_errors_column_through_mlflows_predict_for_values_out_of_range(loaded_model, test_split):
+    records = test_split.drop(columns=["mpg"]).head(10).reset_index(drop=True)
+    broken = records.copy()
+    broken.loc[4, "weight"] = -1.0
+    answer = loaded_model.predict(broken, params={"errors": "column"})
+    assert answer["error"][4] == "weight: has -1; expected pounds, from 200 to 20000"
+    assert answer["error"].isna().sum() == 9
+    np.testing.assert_allclose(
+        answer["mpg"].drop(index=4), loaded_model.predict(records)["mpg"].drop(index=4), rtol=1e-6
+    )

@@ -4,6 +4,7 @@
   the input fields is generated from it.
 - ``validation``: read a batch's columns, check every value, errors naming field and row.
 - ``names``: maker and engine flags from the car name, remembered in a bounded table.
+- ``rows``: row-by-row validation for batches (an error line per bad row, none fails the rest).
 - ``encoder``: :class:`FeatureContract`, the fitted state and ``transform``.
 - ``fitting``: fit on the training split; save and load the state.
 

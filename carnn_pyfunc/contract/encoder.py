@@ -16,6 +16,7 @@ from sklearn.preprocessing import MinMaxScaler
 
 from carnn_pyfunc.contract.fields import NUMERIC_FIELDS, ORIGINS
 from carnn_pyfunc.contract.names import MAKER_ALIASES, NAME_FLAGS, NameEncoder, NotAName
+from carnn_pyfunc.contract.rows import row_problems
 from carnn_pyfunc.contract.validation import (
     NUMBERS,
     InvalidRecordError,
@@ -112,6 +113,15 @@ class FeatureContract:
         check_values(numbers)
         maker, flags = self._encode_names(names, len(numbers))
         return self.encode(numbers, maker, flags)
+
+    def transform_rows(self, records) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+        """Row by row: (the input matrix of the valid rows, which rows are valid, one error line
+        or None per row). One bad row never fails the others; a missing required column raises."""
+        numbers, names, errors = row_problems(records)
+        valid = np.array([e is None for e in errors], dtype=bool)
+        kept = names[valid] if names is not None else None
+        maker, flags = self._encode_names(kept, int(valid.sum()))
+        return self.encode(numbers[valid], maker, flags), valid, errors
 
     def _encode_names(self, names: Any, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
         try:

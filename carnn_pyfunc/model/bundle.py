@@ -13,12 +13,14 @@ import mlflow
 import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.models.model import ModelInfo
-from mlflow.types import ColSpec, Schema
+from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 from carnn_pyfunc.contract import FIELDS, FeatureContract, save_contract
 from carnn_pyfunc.model.pyfunc import (
     CONTRACT_ARTIFACT,
     DEFAULT_MODEL_CONFIG,
+    ERROR_COLUMN,
+    ERRORS_PARAM,
     NETWORK_ARTIFACT,
     OUTPUT_COLUMN,
     SCALER_ARTIFACT,
@@ -31,13 +33,16 @@ MODEL_NAME = "model"  # the model's name within its run
 
 
 def input_signature() -> ModelSignature:
-    """Raw car records in (the field table's required and optional fields), ``mpg`` out."""
+    """Raw car records in (the field table's required and optional fields), ``mpg`` out (and
+    ``error`` per row with the param ``errors="column"``)."""
     columns = [
         ColSpec("double" if f.numeric else "string", f.name, required=f.required) for f in FIELDS
     ]
-    return ModelSignature(
-        inputs=Schema(columns), outputs=Schema([ColSpec("double", OUTPUT_COLUMN)])
+    outputs = Schema(
+        [ColSpec("double", OUTPUT_COLUMN), ColSpec("string", ERROR_COLUMN, required=False)]
     )
+    params = ParamSchema([ParamSpec(ERRORS_PARAM, "string", "raise")])
+    return ModelSignature(inputs=Schema(columns), outputs=outputs, params=params)
 
 
 def log_carnn_model(
