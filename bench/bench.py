@@ -44,7 +44,7 @@ def build_models(workdir: Path) -> tuple[dict[str, Path], float]:
     from carnn_pyfunc.config import TrainConfig
     from carnn_pyfunc.model.bundle import input_signature
     from carnn_pyfunc.training.run import run_training
-    from carnn_pyfunc.versions import pip_requirements
+    from carnn_pyfunc.versions import training_requirements
 
     start = time.perf_counter()
     result = run_training(TrainConfig(registered_model_name="carnn-bench"))
@@ -67,7 +67,7 @@ def build_models(workdir: Path) -> tuple[dict[str, Path], float]:
             python_model=str(BENCH / f"{name}_model.py"),
             artifacts=artifacts,
             signature=input_signature(),
-            pip_requirements=pip_requirements(),
+            pip_requirements=training_requirements(),
         )
     return paths, train_seconds
 

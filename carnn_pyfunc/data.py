@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 TARGET = "mpg"
 FEATURE_FIELDS = (
@@ -68,6 +67,8 @@ def load_auto_mpg(path: str | Path = DEFAULT_DATA_PATH) -> pd.DataFrame:
 def split_positions(n_rows: int, *, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Row positions of (train, test): the split is a function of the row count and seed only,
     so a model's held-out rows can be recomputed from the data file and its logged parameters."""
+    from sklearn.model_selection import train_test_split  # training and promotion only
+
     train, test = train_test_split(
         np.arange(n_rows), test_size=test_size, random_state=seed, shuffle=True
     )

@@ -1,6 +1,8 @@
 """The libraries a logged model depends on, and their installed versions.
 
-``python -m carnn_pyfunc.versions`` prints them as pip requirements, one per line; with
+Two sets: what the model was trained with (recorded in its contract, compared at load), and what
+serving it needs (the model's pip requirements: no TensorFlow, no scikit-learn).
+``python -m carnn_pyfunc.versions`` prints the model's requirements, one per line; with
 ``--serving``, what the Docker image installs for `carnn serve` (the Makefile downloads both sets
 of wheels for the Docker test).
 """
@@ -10,16 +12,32 @@ from __future__ import annotations
 from importlib import metadata
 
 BUILD_BACKEND = "setuptools>=69"  # pyproject.toml's [build-system] requires
-PINNED_LIBRARIES = ("mlflow", "tensorflow", "keras", "scikit-learn", "pandas", "numpy", "joblib")
+TRAINED_WITH = ("mlflow", "tensorflow", "keras", "scikit-learn", "pandas", "numpy")
+SERVED_WITH = ("mlflow-skinny", "pandas", "numpy", "pyarrow", "ai-edge-litert")
+
+
+def _installed(libraries: tuple[str, ...]) -> dict[str, str]:
+    found = {}
+    for lib in libraries:
+        try:
+            found[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            continue  # a serving environment has no training libraries
+    return found
 
 
 def library_versions() -> dict[str, str]:
-    """Installed versions of the libraries the model depends on."""
-    return {lib: metadata.version(lib) for lib in PINNED_LIBRARIES}
+    """Installed versions of the libraries a model is trained with (those installed here)."""
+    return _installed(TRAINED_WITH)
 
 
-def pip_requirements() -> list[str]:
-    """Exact pins of the installed libraries: the model's requirements when it is logged."""
+def model_requirements() -> list[str]:
+    """Exact pins of what serving a model needs: its pip requirements when it is logged."""
+    return [f"{lib}=={version}" for lib, version in _installed(SERVED_WITH).items()]
+
+
+def training_requirements() -> list[str]:
+    """Exact pins of the training libraries (for models that run Keras themselves)."""
     return [f"{lib}=={version}" for lib, version in library_versions().items()]
 
 
@@ -34,5 +52,5 @@ def serving_requirements() -> list[str]:
 if __name__ == "__main__":
     import sys
 
-    wanted = serving_requirements() if "--serving" in sys.argv[1:] else pip_requirements()
+    wanted = serving_requirements() if "--serving" in sys.argv[1:] else model_requirements()
     print("\n".join(wanted))

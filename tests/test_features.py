@@ -78,8 +78,9 @@ def test_fitted_on_training_split_only(splits, contract):
     numeric = train[list(NUMERIC_FIELDS)].fillna({"horsepower": contract.horsepower_median})
     logged = np.log(numeric[list(LOG_FIELDS)])
     scaled = pd.concat([numeric, logged], axis=1)
-    np.testing.assert_allclose(contract.scaler.data_min_, scaled.min().to_numpy())
-    np.testing.assert_allclose(contract.scaler.data_max_, scaled.max().to_numpy())
+    low, high = scaled.min().to_numpy(), scaled.max().to_numpy()
+    np.testing.assert_allclose(np.array(contract.scale), 1 / (high - low))  # min-max scaling
+    np.testing.assert_allclose(np.array(contract.shift), -low / (high - low))
     assert contract.years == tuple(sorted(train["year"].astype(int).unique()))
     # Every maker in the vocabulary has enough training rows; rare ones are grouped.
     counts = train["name"].map(maker_of).value_counts()
@@ -109,7 +110,7 @@ def test_log_features_are_the_scaled_logarithms(contract):
     raw = {"displacement": 100.0, "horsepower": contract.horsepower_median, "weight": 2000.0}
     for field_name in LOG_FIELDS:
         j = SCALED_FEATURES.index(f"log_{field_name}")
-        expected = np.log(raw[field_name]) * contract.scaler.scale_[j] + contract.scaler.min_[j]
+        expected = np.log(raw[field_name]) * contract.scale[j] + contract.shift[j]
         assert row[j] == pytest.approx(expected, rel=1e-6)
 
 
@@ -127,8 +128,8 @@ def test_a_year_outside_training_has_only_its_number(contract, year):
     row = contract.transform(records(year=year))[0]
     names = contract.feature_names
     assert row[names.index("year_70") : names.index("year_82") + 1].sum() == 0.0
-    scaled_year = (year % 100 if year < 2000 else year - 1900) * contract.scaler.scale_[5]
-    assert row[names.index("year")] == pytest.approx(scaled_year + contract.scaler.min_[5])
+    scaled_year = (year % 100 if year < 2000 else year - 1900) * contract.scale[5]
+    assert row[names.index("year")] == pytest.approx(scaled_year + contract.shift[5])
 
 
 def test_feature_names_match_the_matrix(contract):
@@ -144,7 +145,7 @@ def test_missing_horsepower_is_imputed_with_training_median(contract):
     imputed = contract.transform(records(horsepower=None))
     median = contract.transform(records(horsepower=contract.horsepower_median))
     np.testing.assert_array_equal(imputed, median)
-    zero_hp = (0 - contract.scaler.data_min_[2]) * contract.scaler.scale_[2]
+    zero_hp = contract.shift[2]  # what a horsepower of 0 would scale to
     assert imputed[0, 2] != pytest.approx(zero_hp)
 
 
@@ -291,8 +292,8 @@ def test_ints_floats_and_nullable_dtypes_encode_alike(contract):
 
 
 def test_contract_round_trips_through_json_and_joblib(tmp_path, splits, contract):
-    save_contract(contract, tmp_path / "contract.json", tmp_path / "scaler.joblib")
-    loaded = load_contract(tmp_path / "contract.json", tmp_path / "scaler.joblib")
+    save_contract(contract, tmp_path / "contract.json")
+    loaded = load_contract(tmp_path / "contract.json")
     assert loaded == contract
     np.testing.assert_array_equal(loaded.transform(splits[1]), contract.transform(splits[1]))
     saved = contract_json(loaded)

@@ -18,7 +18,7 @@ from mlflow.exceptions import MlflowException
 
 from carnn_pyfunc import data
 from carnn_pyfunc.contract import load_contract
-from carnn_pyfunc.versions import library_versions
+from carnn_pyfunc.versions import model_requirements
 from tests.helpers import SEED_RECORD, as_frame, subprocess_env
 
 
@@ -105,15 +105,18 @@ def test_model_is_logged_from_code_with_its_artifacts_and_pins(model_dir):
     artifacts = {name: spec["path"] for name, spec in pyfunc["artifacts"].items()}
     assert artifacts == {
         "network": "artifacts/model.keras",
-        "scaler": "artifacts/scaler.joblib",
+        "forward": "artifacts/model.tflite",
         "contract": "artifacts/contract.json",
     }
     requirements = Path(model_dir, "requirements.txt").read_text().split()
-    for lib, version in library_versions().items():
-        assert f"{lib}=={version}" in requirements
+    for pin in model_requirements():
+        assert pin in requirements
+    names = {r.split("==")[0] for r in requirements}
+    assert {"ai-edge-litert", "mlflow-skinny", "pandas", "numpy"} <= names
+    assert not names & {"tensorflow", "keras", "scikit-learn", "mlflow"}  # serving needs none
     assert (mlmodel.get("saved_input_example_info") or {}).get("type") == "dataframe"
-    # served: TensorFlow on one thread; the network converted and run by TFLite
-    assert pyfunc["config"] == {"tf_threads": 1, "forward": "tflite"}
+    # served: the flatbuffer compiled at training time, on LiteRT
+    assert pyfunc["config"] == {"forward": "litert", "forward_threads": 0, "tf_threads": 1}
 
 
 def test_signature_has_required_and_optional_fields(loaded_model):
@@ -128,9 +131,7 @@ def test_signature_has_required_and_optional_fields(loaded_model):
 
 def test_pyfunc_equals_the_network_it_carries(loaded_model, model_dir, test_split):
     network = keras.saving.load_model(f"{model_dir}/artifacts/model.keras", compile=False)
-    contract = load_contract(
-        f"{model_dir}/artifacts/contract.json", f"{model_dir}/artifacts/scaler.joblib"
-    )
+    contract = load_contract(f"{model_dir}/artifacts/contract.json")
     features = contract.transform(test_split)
     expected = network.predict(features, verbose=0)[:, 0]
     predicted = loaded_model.predict(test_split.drop(columns=["mpg"]))
@@ -138,16 +139,14 @@ def test_pyfunc_equals_the_network_it_carries(loaded_model, model_dir, test_spli
     np.testing.assert_allclose(predicted["mpg"].to_numpy(), expected, atol=1e-4)
 
 
-@pytest.mark.parametrize("forward", ["tflite", "tf_function"])
+@pytest.mark.parametrize("forward", ["litert", "tflite", "tf_function"])
 def test_fast_path_equals_keras_predict_for_one_and_many_rows(
     trained, model_dir, test_split, forward
 ):
     _, result = trained
     model = mlflow.pyfunc.load_model(result.model_uri, model_config={"forward": forward})
     network = keras.saving.load_model(f"{model_dir}/artifacts/model.keras", compile=False)
-    contract = load_contract(
-        f"{model_dir}/artifacts/contract.json", f"{model_dir}/artifacts/scaler.joblib"
-    )
+    contract = load_contract(f"{model_dir}/artifacts/contract.json")
     many = test_split.sample(100_000, replace=True, random_state=0).reset_index(drop=True)
     # 1 row, a few, 1,024 (the first size run on every core), then many (blocks of 8,192 and a
     # remainder), then 1 row again: every change of batch size re-plans a TFLite interpreter
@@ -268,7 +267,7 @@ def test_errors_column_still_refuses_a_missing_required_column(loaded_model, tes
     model = loaded_model.unwrap_python_model()
     with pytest.raises(MlflowException, match="^weight: missing required field"):
         model.predict(None, records, {"errors": "column"})
-    with pytest.raises(MlflowException, match="errors: 'ignore' is not one of raise, column"):
+    with pytest.raises(MlflowException, match=r"errors: 'ignore' is not one of raise, column"):
         model.predict(None, records, {"errors": "ignore"})
 
 

@@ -106,3 +106,24 @@ def test_shutdown_under_load_answers_every_accepted_request(trained, tracking_ur
     read_by_the_server = log.count('"POST /invocations HTTP/1.1" 200')
     assert read_by_the_server == len(answered), (read_by_the_server, len(answered))
     assert "refused" in outcomes  # the clients saw the server go away
+
+
+def test_the_serving_process_never_loads_tensorflow(trained, tracking_uri, tmp_path):
+    """The flatbuffer compiled at training time runs on LiteRT: no TensorFlow, Keras or
+    scikit-learn library is mapped into the served process, before or after predictions."""
+    _, result = trained
+    port = free_port()
+    command = [str(BIN / "carnn"), "serve", "--model-uri", result.model_uri, "--port", str(port)]
+    env = subprocess_env(tracking_uri)
+    with http_server(command, port, tmp_path / "serve.log", env=env) as started:
+        for rows in (1, 2000):  # the one-thread interpreter and the parallel one
+            response = requests.post(
+                f"http://127.0.0.1:{port}/invocations",
+                json={"dataframe_records": [SEED_RECORD] * rows},
+                timeout=60,
+            )
+            assert response.status_code == 200
+        maps = open(f"/proc/{started.process.pid}/maps").read()  # noqa: SIM115, PTH123
+    assert "ai_edge_litert" in maps  # the interpreter that runs the network
+    for heavy in ("tensorflow", "keras"):  # (MLflow maps scipy where it is installed)
+        assert f"/{heavy}/" not in maps, heavy

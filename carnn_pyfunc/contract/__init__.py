@@ -8,8 +8,9 @@
 - ``encoder``: :class:`FeatureContract`, the fitted state and ``transform``.
 - ``fitting``: fit on the training split; save and load the state.
 
-May import: numpy, pandas, scikit-learn, joblib and :mod:`carnn_pyfunc.versions`; nothing else of
-carnn (training, serving and the model import this package, never the other way).
+May import: numpy, pandas (scikit-learn only inside ``fit_contract``: serving needs none) and
+:mod:`carnn_pyfunc.versions`; nothing else of carnn (training, serving and the model import this
+package, never the other way).
 """
 
 from carnn_pyfunc.contract.encoder import LOG_FIELDS, SCALED_FEATURES, FeatureContract

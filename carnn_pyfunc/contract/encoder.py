@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sklearn.preprocessing import MinMaxScaler
 
 from carnn_pyfunc.contract.fields import NUMERIC_FIELDS, ORIGINS
 from carnn_pyfunc.contract.names import MAKER_ALIASES, NAME_FLAGS, NameEncoder, NotAName
@@ -48,14 +47,16 @@ def impute_and_normalise(numeric: np.ndarray, horsepower_median: float) -> None:
 
 @dataclass(frozen=True)
 class FeatureContract:
-    """Fitted state of the feature contract (everything but the scaler is JSON)."""
+    """Fitted state of the feature contract, all of it plain JSON (no pickle to load)."""
 
     horsepower_median: float
     makers: tuple[str, ...]  # known makers; the last one is OTHER_MAKER
     maker_origin: dict[str, int]  # most common origin of each known maker in training
     origin_frequencies: tuple[float, ...]  # share of USA, Europe, Japan in training
     years: tuple[int, ...]  # the (two-digit) model years of the training rows, one feature each
-    scaler: MinMaxScaler = field(repr=False, compare=False)  # of SCALED_FEATURES
+    # the fitted min-max scaler of SCALED_FEATURES: scaled = value * scale + shift
+    scale: tuple[float, ...] = field(repr=False)
+    shift: tuple[float, ...] = field(repr=False)
     maker_aliases: dict[str, str] = field(default_factory=lambda: dict(MAKER_ALIASES))
     versions: dict[str, str] = field(default_factory=library_versions)
 
@@ -97,8 +98,8 @@ class FeatureContract:
             "_year_position": year_position,
             "_names": NameEncoder(self.makers, self.maker_aliases),
             "_origin_by_maker": np.array(origin_by_maker, dtype=np.int64),
-            "_scale": np.asarray(self.scaler.scale_, dtype=np.float64),
-            "_shift": np.asarray(self.scaler.min_, dtype=np.float64),
+            "_scale": np.asarray(self.scale, dtype=np.float64),
+            "_shift": np.asarray(self.shift, dtype=np.float64),
             "_origin_freq": np.asarray(self.origin_frequencies, dtype=np.float32),
         }
         for name, value in hot.items():

@@ -1,7 +1,8 @@
 """Fit the feature contract on training rows, and save or load its fitted state.
 
-The state is ``contract.json`` (vocabularies, imputation values, the layout, library versions)
-plus the scaler in joblib: the two artifacts every logged model carries.
+The state is one file, ``contract.json``: vocabularies, imputation values, the fitted scaler's
+numbers, the layout and library versions. Loading it needs neither scikit-learn nor a pickle, so
+a serving environment carries neither.
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pandas as pd
-from sklearn.preprocessing import MinMaxScaler
 
 from carnn_pyfunc.contract.encoder import (
     LOG_FIELDS,
@@ -34,7 +33,7 @@ from carnn_pyfunc.contract.fields import (
 )
 from carnn_pyfunc.contract.names import OTHER_MAKER, maker_of
 
-CONTRACT_FORMAT = 3
+CONTRACT_FORMAT = 4
 
 
 def fit_contract(train: pd.DataFrame, *, min_maker_count: int) -> FeatureContract:
@@ -45,6 +44,8 @@ def fit_contract(train: pd.DataFrame, *, min_maker_count: int) -> FeatureContrac
     numeric fields after imputation and the logarithms of LOG_FIELDS; the training rows' model
     years are the one-hot years.
     """
+    from sklearn.preprocessing import MinMaxScaler  # training only
+
     if min_maker_count < 1:
         raise ValueError("min_maker_count must be at least 1")
     makers = train["name"].map(maker_of)
@@ -65,14 +66,14 @@ def fit_contract(train: pd.DataFrame, *, min_maker_count: int) -> FeatureContrac
         maker_origin=maker_origin,
         origin_frequencies=tuple(float(origin_share.get(code, 0.0)) for code in ORIGINS),
         years=tuple(int(y) for y in np.unique(numeric[:, YEAR])),
-        scaler=scaler,
+        scale=tuple(float(v) for v in scaler.scale_),
+        shift=tuple(float(v) for v in scaler.min_),
     )
 
 
 def contract_json(contract: FeatureContract) -> dict[str, Any]:
-    """Everything but the scaler, as plain JSON (the scaler goes to joblib)."""
+    """The whole fitted state as plain JSON, with the layout it implies."""
     state = asdict(contract)
-    state.pop("scaler")
     return {
         "format": CONTRACT_FORMAT,
         "input_fields": list(INPUT_FIELDS),
@@ -87,16 +88,15 @@ def contract_json(contract: FeatureContract) -> dict[str, Any]:
     }
 
 
-def save_contract(contract: FeatureContract, contract_path: str | Path, scaler_path: str | Path):
-    Path(contract_path).write_text(json.dumps(contract_json(contract), indent=2) + "\n")
-    joblib.dump(contract.scaler, scaler_path)
+def save_contract(contract: FeatureContract, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(contract_json(contract), indent=2) + "\n")
 
 
-def load_contract(contract_path: str | Path, scaler_path: str | Path) -> FeatureContract:
-    state = json.loads(Path(contract_path).read_text())
+def load_contract(path: str | Path) -> FeatureContract:
+    state = json.loads(Path(path).read_text())
     if state.get("format") != CONTRACT_FORMAT:
         raise ValueError(
-            f"{contract_path}: contract format {state.get('format')!r}, expected {CONTRACT_FORMAT}"
+            f"{path}: contract format {state.get('format')!r}, expected {CONTRACT_FORMAT}"
         )
     contract = FeatureContract(
         horsepower_median=float(state["horsepower_median"]),
@@ -104,10 +104,11 @@ def load_contract(contract_path: str | Path, scaler_path: str | Path) -> Feature
         maker_origin={k: int(v) for k, v in state["maker_origin"].items()},
         origin_frequencies=tuple(state["origin_frequencies"]),
         years=tuple(state["years"]),
-        scaler=joblib.load(scaler_path),
+        scale=tuple(state["scale"]),
+        shift=tuple(state["shift"]),
         maker_aliases=dict(state["maker_aliases"]),
         versions=dict(state["versions"]),
     )
     if list(contract.feature_names) != state["feature_names"]:
-        raise ValueError(f"{contract_path}: feature names do not match the contract layout")
+        raise ValueError(f"{path}: feature names do not match the contract layout")
     return contract

@@ -1,7 +1,8 @@
-"""Log the ONE pyfunc model: the network, the fitted contract, the signature and exact pins.
+"""Log the ONE pyfunc model: the network, its compiled flatbuffer, the fitted contract, the
+signature and exact pins.
 
 Logged "from code" (``model_code.py``) with the carnn package as ``code_paths``; the signature
-comes from the contract's field table.
+comes from the contract's field table; the requirements are what serving needs (no TensorFlow).
 """
 
 from __future__ import annotations
@@ -10,22 +11,24 @@ import tempfile
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.models.model import ModelInfo
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 from carnn_pyfunc.contract import FIELDS, FeatureContract, save_contract
+from carnn_pyfunc.model.forward import litert_forward
 from carnn_pyfunc.model.pyfunc import (
     CONTRACT_ARTIFACT,
     DEFAULT_MODEL_CONFIG,
     ERROR_COLUMN,
     ERRORS_PARAM,
+    FORWARD_ARTIFACT,
     NETWORK_ARTIFACT,
     OUTPUT_COLUMN,
-    SCALER_ARTIFACT,
 )
-from carnn_pyfunc.versions import pip_requirements
+from carnn_pyfunc.versions import model_requirements
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # carnn_pyfunc, shipped as code_paths
 MODEL_CODE = Path(__file__).resolve().parent / "model_code.py"
@@ -45,21 +48,38 @@ def input_signature() -> ModelSignature:
     return ModelSignature(inputs=Schema(columns), outputs=outputs, params=params)
 
 
+def check_flatbuffer(network, flatbuffer: bytes, features: np.ndarray, tolerance=1e-4) -> float:
+    """The largest difference between the flatbuffer's and the Keras network's answers on
+    ``features``; ValueError above ``tolerance`` (the compiled network must be the network)."""
+    expected = np.asarray(network(features, training=False))[:, 0]
+    got = litert_forward(flatbuffer, features.shape[1])(features)
+    worst = float(np.max(np.abs(got - expected)))
+    if not worst <= tolerance:
+        raise ValueError(f"the compiled network differs from Keras by {worst:g} (> {tolerance:g})")
+    return worst
+
+
 def log_carnn_model(
     network,
+    flatbuffer: bytes,
     contract: FeatureContract,
+    *,
+    check_features: np.ndarray,
     input_example: pd.DataFrame,
     registered_model_name: str | None,
 ) -> ModelInfo:
-    """Log the pyfunc model in the active run (and register it when a name is given)."""
+    """Log the pyfunc model in the active run (and register it when a name is given), after
+    checking that the flatbuffer answers like the network on ``check_features``."""
+    check_flatbuffer(network, flatbuffer, check_features)
     with tempfile.TemporaryDirectory(prefix="carnn-model-") as tmp:
         artifacts = {
             NETWORK_ARTIFACT: Path(tmp) / "model.keras",
-            SCALER_ARTIFACT: Path(tmp) / "scaler.joblib",
+            FORWARD_ARTIFACT: Path(tmp) / "model.tflite",
             CONTRACT_ARTIFACT: Path(tmp) / "contract.json",
         }
         network.save(artifacts[NETWORK_ARTIFACT])
-        save_contract(contract, artifacts[CONTRACT_ARTIFACT], artifacts[SCALER_ARTIFACT])
+        artifacts[FORWARD_ARTIFACT].write_bytes(flatbuffer)
+        save_contract(contract, artifacts[CONTRACT_ARTIFACT])
         mlflow.log_artifact(str(artifacts[CONTRACT_ARTIFACT]))
         return mlflow.pyfunc.log_model(
             name=MODEL_NAME,
@@ -68,7 +88,7 @@ def log_carnn_model(
             code_paths=[str(PACKAGE_DIR)],
             signature=input_signature(),
             input_example=input_example,
-            pip_requirements=pip_requirements(),
+            pip_requirements=model_requirements(),
             model_config=DEFAULT_MODEL_CONFIG,
             registered_model_name=registered_model_name or None,
         )

@@ -7,6 +7,7 @@ Logged as "models from code" (see ``model_code.py``) with the carnn package ship
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,22 +16,27 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
 from carnn_pyfunc.contract import InvalidRecordError, load_contract
-from carnn_pyfunc.model.forward import FORWARD_CONFIG, compile_forward
+from carnn_pyfunc.model.forward import (
+    FORWARD_CONFIG,
+    THREADS_CONFIG,
+    compile_forward,
+    litert_forward,
+)
 from carnn_pyfunc.versions import library_versions
 
 logger = logging.getLogger(__name__)
 
 # Names of the model's artifacts, shared by training (which logs them) and loading.
-NETWORK_ARTIFACT = "network"
-SCALER_ARTIFACT = "scaler"
-CONTRACT_ARTIFACT = "contract"
+NETWORK_ARTIFACT = "network"  # model.keras: the network itself (loads where TensorFlow is)
+FORWARD_ARTIFACT = "forward"  # model.tflite: the same network compiled for serving
+CONTRACT_ARTIFACT = "contract"  # contract.json: the fitted feature contract
 OUTPUT_COLUMN = "mpg"
 ERROR_COLUMN = "error"  # with params {"errors": "column"}: the reason a row has no MPG
 ERRORS_PARAM, ERRORS_MODES = "errors", ("raise", "column")
-# model_config key: TensorFlow threads per pool (0 = TensorFlow's default). One thread runs this
-# small network inline in the request's thread: no pool hand-off, no wake-up latency.
+# model_config key, for the engines that run on TensorFlow: threads per pool (0 = TensorFlow's
+# default). One thread runs this small network inline in the request's thread.
 TF_THREADS_CONFIG = "tf_threads"
-DEFAULT_MODEL_CONFIG = {TF_THREADS_CONFIG: 1, FORWARD_CONFIG: "tflite"}
+DEFAULT_MODEL_CONFIG = {FORWARD_CONFIG: "litert", THREADS_CONFIG: 0, TF_THREADS_CONFIG: 1}
 _OUTPUT_COLUMNS = pd.Index([OUTPUT_COLUMN])
 
 
@@ -38,12 +44,9 @@ class CarnnModel(PythonModel):
     """Raw car records in, miles per gallon out."""
 
     def load_context(self, context) -> None:
-        import keras
-
         config = {**DEFAULT_MODEL_CONFIG, **(context.model_config or {})}
-        _limit_tf_threads(int(config[TF_THREADS_CONFIG] or 0))
         artifacts = context.artifacts
-        self.contract = load_contract(artifacts[CONTRACT_ARTIFACT], artifacts[SCALER_ARTIFACT])
+        self.contract = load_contract(artifacts[CONTRACT_ARTIFACT])
         drift = {
             lib: (trained, installed)
             for lib, installed in library_versions().items()
@@ -51,10 +54,17 @@ class CarnnModel(PythonModel):
         }
         if drift:
             logger.warning("library versions differ from training (trained, installed): %s", drift)
-        self.network = keras.saving.load_model(artifacts[NETWORK_ARTIFACT], compile=False)
-        self.forward = compile_forward(
-            self.network, self.contract.n_features, config[FORWARD_CONFIG]
-        )
+        engine, threads = config[FORWARD_CONFIG], int(config.get(THREADS_CONFIG) or 0)
+        n_features = self.contract.n_features
+        if engine == "litert":  # the flatbuffer compiled at training time: no TensorFlow here
+            flatbuffer = Path(artifacts[FORWARD_ARTIFACT]).read_bytes()
+            self.forward = litert_forward(flatbuffer, n_features, threads)
+            return
+        _limit_tf_threads(int(config[TF_THREADS_CONFIG] or 0))
+        import keras  # the Keras file, the source of truth, where TensorFlow is installed
+
+        network = keras.saving.load_model(artifacts[NETWORK_ARTIFACT], compile=False)
+        self.forward = compile_forward(network, n_features, engine, threads)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         """MPG of raw records: a DataFrame, or a list of dicts (JSON records, no frame built).

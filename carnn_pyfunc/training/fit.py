@@ -18,7 +18,7 @@ import pandas as pd
 from carnn_pyfunc import data
 from carnn_pyfunc.config import TrainConfig
 from carnn_pyfunc.contract import FeatureContract, fit_contract
-from carnn_pyfunc.model.forward import compile_forward
+from carnn_pyfunc.model.forward import litert_forward, to_flatbuffer
 from carnn_pyfunc.model.network import assemble, build_network, encode_target, pack_targets
 
 logger = logging.getLogger(__name__)
@@ -26,11 +26,13 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class FittedModel:
-    """What one training produces: the contract, the network and its compiled forward pass."""
+    """What one training produces: the contract, the network, its flatbuffer and the forward
+    pass serving runs (LiteRT on that flatbuffer)."""
 
     contract: FeatureContract
     network: keras.Model
-    forward: Callable[[np.ndarray], np.ndarray]  # compiled as served (TFLite)
+    flatbuffer: bytes
+    forward: Callable[[np.ndarray], np.ndarray]
     history: dict[str, list[float]]
 
     def predict(self, records: pd.DataFrame) -> np.ndarray:
@@ -41,10 +43,12 @@ class FittedModel:
 def fit_model(
     config: TrainConfig, train: pd.DataFrame, callbacks: list | None = None
 ) -> FittedModel:
-    """Fit the contract on ``train``, then the network; compile the forward pass serving runs."""
+    """Fit the contract on ``train``, then the network; compile it once, as it will be served."""
     contract = fit_contract(train, min_maker_count=config.min_maker_count)
     network, history = fit_network(config, train, contract, callbacks)
-    return FittedModel(contract, network, compile_forward(network, contract.n_features), history)
+    flatbuffer = to_flatbuffer(network)
+    forward = litert_forward(flatbuffer, contract.n_features)
+    return FittedModel(contract, network, flatbuffer, forward, history)
 
 
 def fit_network(

@@ -111,7 +111,9 @@ def run_training(config: TrainConfig, *, nested: bool = False) -> TrainResult:
         _log_figures(plots.training_figures(fitted.history, actual, predicted))
         model_info = log_carnn_model(
             fitted.network,
+            fitted.flatbuffer,
             fitted.contract,
+            check_features=fitted.contract.transform(train),
             input_example=test.drop(columns=[data.TARGET]).head(3),
             registered_model_name=config.registered_model_name,
         )
