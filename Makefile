@@ -58,7 +58,7 @@ test: dev ## run the whole test suite (includes real served-over-HTTP tests)
 test-fast: dev ## the fast tier: no process started, nothing trained beyond a tiny fixture (~1 min)
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
 
-bench: install ## benchmark carnn vs naive vs floor pyfuncs; writes bench/results.json (~3 min)
+bench: dev ## benchmark carnn vs naive vs floor, served both ways; writes bench/results.json (~5 min)
 	$(BIN)/python bench/bench.py $(ARGS)
 
 lint: dev ## ruff lint and format check

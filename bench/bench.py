@@ -24,7 +24,7 @@ import threading
 import time
 from pathlib import Path
 
-from carnn_pyfunc.processes import carnn_server, model_server
+from carnn_pyfunc.processes import carnn_server, free_port, http_server, model_server
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
@@ -250,6 +250,36 @@ def measure_served(paths: dict[str, Path], workdir: Path, duration: float, round
     return served
 
 
+def measure_image(paths: dict[str, Path], workdir: Path, duration: float) -> dict:
+    """The Dockerfile's environment built outside Docker (a fresh virtualenv, offline from the
+    wheelhouse `make dev` downloads): its installed size, and `carnn serve` run from it: start
+    to first /ping, then resident memory after a load test."""
+    wheelhouse = Path(sys.prefix) / "wheelhouse"
+    image = workdir / "image"
+    subprocess.run([sys.executable, "-m", "venv", str(image)], check=True)
+    pip = [str(image / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-index",
+           "--find-links", str(wheelhouse)]  # fmt: skip
+    subprocess.run([*pip, "-r", str(paths["carnn"] / "requirements.txt")], check=True)
+    subprocess.run([*pip, str(ROOT)], check=True)
+    site = next(image.glob("lib/python*/site-packages"))
+    size = subprocess.run(["du", "-sm", str(site)], capture_output=True, text=True, check=True)
+    port = free_port()
+    command = [str(image / "bin" / "carnn"), "serve", "--model-uri", str(paths["carnn"]),
+               "--port", str(port)]  # fmt: skip
+    env = {"PATH": f"{image / 'bin'}:/usr/bin:/bin", "HOME": str(workdir)}
+    with http_server(command, port, workdir / "image.log", env=env) as started:
+        load = load_wrk if shutil.which("wrk") else load_python
+        served = load(port, 8, duration, workdir)
+        status = Path(f"/proc/{started.process.pid}/status").read_text()
+    rss_kb = int(status.split("VmRSS:")[1].split()[0])
+    return {
+        "env_mb": int(size.stdout.split()[0]),
+        "startup_s": started.startup_s,
+        "rss_mb": rss_kb / 1024,
+        "c8": served,
+    }
+
+
 def run(workdir: Path, duration: float, rounds: int) -> dict:
     import mlflow
     import numpy as np
@@ -271,8 +301,13 @@ def run(workdir: Path, duration: float, rounds: int) -> dict:
     del loaded
 
     served = measure_served(paths, workdir, duration, rounds)
+    image = measure_image(paths, workdir, duration)
     rps8 = {k: v["c8"]["rps"] for k, v in served.items()}
     return {
+        "image_env_mb": image["env_mb"],
+        "served_rss_mb_carnn": image["rss_mb"],
+        "startup_s_carnn_over_floor": image["startup_s"] / served["floor"]["startup_s"],
+        "image": image,
         "served_rps_carnn_over_floor": rps8["carnn"] / rps8["floor"],
         "served_rps_carnn_over_naive": rps8["carnn"] / rps8["naive"],
         "served_rps_carnn_serve_over_floor": rps8["carnn_serve"] / rps8["floor"],
@@ -339,6 +374,10 @@ def report(results: dict) -> str:
         f"**{r['predict_10k_rows_per_s_carnn']:,.0f}** "
         f"({r['pyfunc_predict_10k_rows_per_s_carnn']:,.0f} through `PyFuncModel.predict`)",
         f"- one training run (default config): **{r['train_wall_s']:.1f} s** wall",
+        f"- the image's environment (Dockerfile steps, outside Docker): **{r['image_env_mb']} MB**;"
+        f" `carnn serve` from it: **{r['served_rss_mb_carnn']:.0f} MB** resident after a load "
+        f"test ({r['image']['c8']['rps']:.0f} requests/s at 8 connections), start to /ping "
+        f"{r['image']['startup_s']:.1f} s = **{r['startup_s_carnn_over_floor']:.2f}x** the floor's",
         f"- load generator: {tool}",
     ]
     return "\n".join(lines)
