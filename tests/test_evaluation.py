@@ -8,19 +8,19 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import optuna
+import pandas as pd
 import pytest
 
 from carnn_pyfunc.cli import main
 from carnn_pyfunc.config import LOSSES, SCHEDULES, TARGETS, TrainConfig
 from carnn_pyfunc.contract import fit_contract
+from carnn_pyfunc.training.baselines import BASELINES, TUNED, tree_columns, tuned_fit_predict
 from carnn_pyfunc.training.evaluation import (
-    BASELINES,
     NETWORK,
     cv_splits,
     network_fit_predict,
     run_evaluation,
     summarise,
-    tree_columns,
 )
 from carnn_pyfunc.training.fit import fit_model
 from carnn_pyfunc.training.sweep import run_sweep, suggest
@@ -71,8 +71,8 @@ def test_evaluate_rejects_bad_parameters(capsys, args):
 @pytest.mark.slow
 def test_evaluation_logs_comparable_nested_runs(tracking_uri):
     mlflow.set_experiment("carnn-eval-test")
-    summaries = run_evaluation(TrainConfig(**TINY), folds=3, repeats=1, seed=1)
-    assert set(summaries) == {NETWORK, *BASELINES}
+    summaries = run_evaluation(TrainConfig(**TINY), folds=3, repeats=1, seed=1, baseline_trials=2)
+    assert set(summaries) == {NETWORK, *BASELINES, *TUNED}
     client = mlflow.MlflowClient()
     parent = client.search_runs(
         [mlflow.get_experiment_by_name("carnn-eval-test").experiment_id],
@@ -98,6 +98,15 @@ def test_evaluation_logs_comparable_nested_runs(tracking_uri):
     assert summaries["ridge"]["cv_r2"] > 0.7
     forest = next(r for r in children if r.data.tags["model"] == "random_forest")
     assert forest.data.params["features"] == "tree_columns"
+    tuned = next(r for r in children if r.data.tags["model"] == "random_forest_tuned")
+    assert tuned.data.params["trials"] == "2"
+    # The network's 90% interval: coverage and width per fold and overall, beside a constant one.
+    network = summaries[NETWORK]
+    for key in ("cv_interval_coverage", "cv_interval_width", "cv_constant_interval_width"):
+        assert key in network
+    assert 0.5 < network["cv_interval_coverage"] <= 1.0
+    assert network["cv_interval_width"] > 0
+    assert parent.data.metrics["cv_interval_coverage"] == network["cv_interval_coverage"]
 
 
 @pytest.mark.parametrize("loss", LOSSES)
@@ -143,4 +152,20 @@ def test_cross_validation_scores_the_compiled_forward_that_serving_runs(auto_mpg
     contract = fit_contract(train, min_maker_count=config.min_maker_count)
     fitted = fit_model(config, train)  # the same seeded fit again: the network it served
     served = compile_forward(fitted.network, contract.n_features)(contract.transform(test))
-    np.testing.assert_array_equal(predicted, served.astype(np.float64))
+    np.testing.assert_array_equal(predicted.mpg, served.astype(np.float64))
+    low, high = predicted.intervals["interval"]
+    assert (low < predicted.mpg).all()
+    assert (predicted.mpg < high).all()
+
+
+def test_a_tuned_baseline_never_sees_the_held_out_fold(auto_mpg):
+    """Tuning inside the training fold: the same training rows with two different held-out sets
+    pick the same hyperparameters and so make the same prediction for a car they share."""
+    make, columns = TUNED["hist_gradient_boosting_tuned"]
+    fit_predict = tuned_fit_predict(make, min_maker_count=10, columns=columns, trials=3)
+    cars = auto_mpg.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    train, shared = cars.iloc[:300], cars.iloc[[300]]
+    first = fit_predict(train, pd.concat([shared, cars.iloc[301:340]]), 0)
+    second = fit_predict(train, pd.concat([shared, cars.iloc[340:]]), 0)
+    assert first[0] == second[0]
+    assert np.abs(first[1:] - cars["mpg"].iloc[301:340].to_numpy()).mean() < 3.5

@@ -107,6 +107,7 @@ def test_model_is_logged_from_code_with_its_artifacts_and_pins(model_dir):
         "network": "artifacts/model.keras",
         "forward": "artifacts/model.tflite",
         "contract": "artifacts/contract.json",
+        "calibration": "artifacts/calibration.json",
     }
     requirements = Path(model_dir, "requirements.txt").read_text().split()
     for pin in model_requirements():
@@ -125,8 +126,10 @@ def test_signature_has_required_and_optional_fields(loaded_model):
     assert required == {"cylinders", "displacement", "weight", "acceleration", "year"}
     assert set(inputs) - required == {"horsepower", "origin", "name"}
     assert inputs["name"].type.name == "string"
-    assert loaded_model.metadata.get_output_schema().input_names() == ["mpg", "error"]
-    assert [p.name for p in loaded_model.metadata.get_params_schema().params] == ["errors"]
+    outputs = loaded_model.metadata.get_output_schema().input_names()
+    assert outputs == ["mpg", "mpg_low", "mpg_high", "error"]
+    params = [p.name for p in loaded_model.metadata.get_params_schema().params]
+    assert params == ["errors", "interval"]
 
 
 def test_pyfunc_equals_the_network_it_carries(loaded_model, model_dir, test_split):

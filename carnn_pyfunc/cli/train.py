@@ -52,10 +52,13 @@ def train(ctx: click.Context, promote: bool, **options) -> None:
         f"serve it:      MLFLOW_TRACKING_URI={uri} "
         f"mlflow models serve -m {serve_uri} --env-manager local -h 127.0.0.1 -p 5001"
     )
-    click.echo(
-        f"see the run:   mlflow ui --backend-store-uri {uri}  "
-        f"then http://127.0.0.1:5000/#/experiments/{result.experiment_id}/runs"
-    )
+    runs = f"#/experiments/{result.experiment_id}/runs"
+    if uri.startswith(("http://", "https://")):  # a tracking server shows the runs itself
+        click.echo(f"see the run:   {uri.rstrip('/')}/{runs}")
+    else:
+        click.echo(
+            f"see the run:   mlflow ui --backend-store-uri {uri}  then http://127.0.0.1:5000/{runs}"
+        )
 
 
 _seed = click.option("--seed", type=click.IntRange(min=0), default=42, show_default=True,
@@ -67,9 +70,18 @@ _experiment = click.option("--experiment-name", default="carnn", show_default=Tr
 @click.command()
 @click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True)
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option(
+    "--baseline-trials",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Optuna trials for each tuned baseline inside each training fold",
+)
 @_seed
 @_experiment
-def evaluate(folds: int, repeats: int, seed: int, experiment_name: str) -> None:
+def evaluate(
+    folds: int, repeats: int, baseline_trials: int, seed: int, experiment_name: str
+) -> None:
     """Repeated k-fold CV of the network and of baselines on identical folds (one parent run)."""
     import mlflow
     from mlflow.environment_variables import MLFLOW_RUN_ID
@@ -79,7 +91,9 @@ def evaluate(folds: int, repeats: int, seed: int, experiment_name: str) -> None:
     config = train_config(seed=seed, experiment_name=experiment_name)
     if not MLFLOW_RUN_ID.get():
         mlflow.set_experiment(experiment_name)
-    summaries = run_evaluation(config, folds=folds, repeats=repeats, seed=seed)
+    summaries = run_evaluation(
+        config, folds=folds, repeats=repeats, seed=seed, baseline_trials=baseline_trials
+    )
     click.echo(f"\n{'model':<24} {'cv_mae':>14} {'cv_rmse':>14} {'cv_r2':>14}")
     for name, m in sorted(summaries.items(), key=lambda item: item[1]["cv_mae"]):
         cells = " ".join(f"{m[f'cv_{k}']:>7.3f} ± {m[f'cv_{k}_std']:.3f}" for k in

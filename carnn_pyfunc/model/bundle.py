@@ -7,6 +7,7 @@ comes from the contract's field table; the requirements are what serving needs (
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -19,7 +20,9 @@ from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 from carnn_pyfunc.contract import FIELDS, FeatureContract, save_contract
 from carnn_pyfunc.model.forward import litert_forward
+from carnn_pyfunc.model.intervals import HIGH_COLUMN, INTERVAL_PARAM, LOW_COLUMN, Calibration
 from carnn_pyfunc.model.pyfunc import (
+    CALIBRATION_ARTIFACT,
     CONTRACT_ARTIFACT,
     DEFAULT_MODEL_CONFIG,
     ERROR_COLUMN,
@@ -42,9 +45,16 @@ def input_signature() -> ModelSignature:
         ColSpec("double" if f.numeric else "string", f.name, required=f.required) for f in FIELDS
     ]
     outputs = Schema(
-        [ColSpec("double", OUTPUT_COLUMN), ColSpec("string", ERROR_COLUMN, required=False)]
+        [
+            ColSpec("double", OUTPUT_COLUMN),
+            ColSpec("double", LOW_COLUMN, required=False),
+            ColSpec("double", HIGH_COLUMN, required=False),
+            ColSpec("string", ERROR_COLUMN, required=False),
+        ]
     )
-    params = ParamSchema([ParamSpec(ERRORS_PARAM, "string", "raise")])
+    params = ParamSchema(
+        [ParamSpec(ERRORS_PARAM, "string", "raise"), ParamSpec(INTERVAL_PARAM, "double", 0.0)]
+    )
     return ModelSignature(inputs=Schema(columns), outputs=outputs, params=params)
 
 
@@ -63,6 +73,7 @@ def log_carnn_model(
     network,
     flatbuffer: bytes,
     contract: FeatureContract,
+    calibration: Calibration,
     *,
     check_features: np.ndarray,
     input_example: pd.DataFrame,
@@ -76,8 +87,11 @@ def log_carnn_model(
             NETWORK_ARTIFACT: Path(tmp) / "model.keras",
             FORWARD_ARTIFACT: Path(tmp) / "model.tflite",
             CONTRACT_ARTIFACT: Path(tmp) / "contract.json",
+            CALIBRATION_ARTIFACT: Path(tmp) / "calibration.json",
         }
         network.save(artifacts[NETWORK_ARTIFACT])
+        scores = {"method": "split conformal, log residuals", "scores": calibration.log.tolist()}
+        artifacts[CALIBRATION_ARTIFACT].write_text(json.dumps(scores) + "\n")
         artifacts[FORWARD_ARTIFACT].write_bytes(flatbuffer)
         save_contract(contract, artifacts[CONTRACT_ARTIFACT])
         mlflow.log_artifact(str(artifacts[CONTRACT_ARTIFACT]))

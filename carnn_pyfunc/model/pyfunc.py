@@ -6,6 +6,7 @@ Logged as "models from code" (see ``model_code.py``) with the carnn package ship
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from carnn_pyfunc.model.forward import (
     compile_forward,
     litert_forward,
 )
+from carnn_pyfunc.model.intervals import HIGH_COLUMN, INTERVAL_PARAM, LOW_COLUMN, interval
 from carnn_pyfunc.versions import library_versions
 
 logger = logging.getLogger(__name__)
@@ -30,6 +32,7 @@ logger = logging.getLogger(__name__)
 NETWORK_ARTIFACT = "network"  # model.keras: the network itself (loads where TensorFlow is)
 FORWARD_ARTIFACT = "forward"  # model.tflite: the same network compiled for serving
 CONTRACT_ARTIFACT = "contract"  # contract.json: the fitted feature contract
+CALIBRATION_ARTIFACT = "calibration"  # calibration.json: the intervals' conformal scores
 OUTPUT_COLUMN = "mpg"
 ERROR_COLUMN = "error"  # with params {"errors": "column"}: the reason a row has no MPG
 ERRORS_PARAM, ERRORS_MODES = "errors", ("raise", "column")
@@ -47,6 +50,8 @@ class CarnnModel(PythonModel):
         config = {**DEFAULT_MODEL_CONFIG, **(context.model_config or {})}
         artifacts = context.artifacts
         self.contract = load_contract(artifacts[CONTRACT_ARTIFACT])
+        calibration = json.loads(Path(artifacts[CALIBRATION_ARTIFACT]).read_text())
+        self.calibration = np.asarray(calibration["scores"], dtype=np.float64)
         drift = {
             lib: (trained, installed)
             for lib, installed in library_versions().items()
@@ -71,28 +76,43 @@ class CarnnModel(PythonModel):
 
         ``params={"errors": "column"}``: row by row, for batches: ``mpg`` is NaN and ``error``
         names the field for each invalid row, instead of raising on the first one.
+        ``params={"interval": 0.9}``: also ``mpg_low`` and ``mpg_high``, a calibrated 90%
+        prediction interval per row.
         """
         records = (
             model_input
             if isinstance(model_input, pd.DataFrame | list)
             else pd.DataFrame(model_input)
         )
-        errors = (params or {}).get(ERRORS_PARAM, "raise")
+        params = params or {}
+        errors, level = params.get(ERRORS_PARAM, "raise"), params.get(INTERVAL_PARAM) or 0.0
         if errors not in ERRORS_MODES:
             raise MlflowException(
                 f"{ERRORS_PARAM}: {errors!r} is not one of {', '.join(ERRORS_MODES)}",
                 error_code=INVALID_PARAMETER_VALUE,
             )
+        if level and not (isinstance(level, int | float) and 0 < level < 1):
+            raise MlflowException(
+                f"{INTERVAL_PARAM}: {level!r} is not a level between 0 and 1 (0.9 for 90%)",
+                error_code=INVALID_PARAMETER_VALUE,
+            )
         try:
             if errors == "column":
-                return self._predict_rows(records)
-            features = self.contract.transform(records)
+                answer = self._predict_rows(records)
+            else:
+                mpg = self._forward(self.contract.transform(records))
+                # Explicit index and columns: 7x cheaper than a dict for one row.
+                answer = pd.DataFrame(
+                    mpg[:, None], index=pd.RangeIndex(len(mpg)), columns=_OUTPUT_COLUMNS
+                )
         except InvalidRecordError as err:
             # chained: a caller that wants the problems one by one finds them in __cause__
             raise MlflowException(str(err), error_code=INVALID_PARAMETER_VALUE) from err
-        mpg = self._forward(features)
-        # Explicit index and columns: 7x cheaper than a dict for one row.
-        return pd.DataFrame(mpg[:, None], index=pd.RangeIndex(len(mpg)), columns=_OUTPUT_COLUMNS)
+        if level:
+            low, high = interval(answer[OUTPUT_COLUMN].to_numpy(), self.calibration, level)
+            answer.insert(1, LOW_COLUMN, low)
+            answer.insert(2, HIGH_COLUMN, high)
+        return answer
 
     def _predict_rows(self, records) -> pd.DataFrame:
         features, valid, errors = self.contract.transform_rows(records)

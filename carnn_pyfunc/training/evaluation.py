@@ -10,30 +10,31 @@ import json
 import logging
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
-from sklearn.linear_model import Ridge
 from sklearn.model_selection import RepeatedKFold
 
 from carnn_pyfunc import data
 from carnn_pyfunc.config import TrainConfig
-from carnn_pyfunc.contract import FeatureContract, fit_contract
-from carnn_pyfunc.metrics import regression_metrics
+from carnn_pyfunc.metrics import INTERVAL_LEVEL, interval_metrics, regression_metrics
+from carnn_pyfunc.model.intervals import conformal_quantile
 from carnn_pyfunc.training import plots
+from carnn_pyfunc.training.baselines import (
+    BASELINES,
+    TUNED,
+    FitPredict,
+    baseline_fit_predict,
+    tuned_fit_predict,
+)
 from carnn_pyfunc.training.fit import fit_model
 
 logger = logging.getLogger(__name__)
 
 NETWORK = "network"
-METRICS = ("mae", "rmse", "r2")
-
-# (train frame, test frame, fold seed) -> predicted MPG for the test frame
-FitPredict = Callable[[pd.DataFrame, pd.DataFrame, int], np.ndarray]
 
 
 def cv_splits(n_rows: int, *, folds: int, repeats: int, seed: int) -> list[tuple[np.ndarray, ...]]:
@@ -45,76 +46,53 @@ def cv_splits(n_rows: int, *, folds: int, repeats: int, seed: int) -> list[tuple
 
 
 def network_fit_predict(config: TrainConfig) -> FitPredict:
-    """The full training recipe (contract fitted on the fold's training rows) as a fit-predict."""
+    """The full training recipe (contract fitted on the fold's training rows) as a fit-predict:
+    the MPG, the 90% prediction interval served with it, and a constant-width interval from the
+    same calibration (the comparison for the interval's width)."""
 
-    def fit_predict(train: pd.DataFrame, test: pd.DataFrame, seed: int) -> np.ndarray:
+    def fit_predict(train: pd.DataFrame, test: pd.DataFrame, seed: int) -> Predicted:
         # scored through the compiled forward pass serving runs: evaluate what is served
-        return fit_model(replace(config, seed=config.seed + seed), train).predict(test)
+        fitted = fit_model(replace(config, seed=config.seed + seed), train)
+        mpg, low, high = fitted.predict_interval(test, INTERVAL_LEVEL)
+        half = conformal_quantile(fitted.calibration.absolute, INTERVAL_LEVEL)
+        return Predicted(
+            mpg, {"interval": (low, high), "constant_interval": (mpg - half, mpg + half)}
+        )
 
     return fit_predict
 
 
-def tree_columns(contract: FeatureContract) -> list[int]:
-    """The contract's features but the log and one-hot year columns, for tree ensembles.
+@dataclass(frozen=True)
+class Predicted:
+    """A fold's predictions, with intervals (name -> (low, high)) where the model gives them."""
 
-    A tree splits on the year number itself and is blind to monotone transforms, so those columns
-    carry nothing new for it and only dilute its split choices (random forest, 5-fold CV:
-    1.861 without them, 1.884 with them).
-    """
-    return [
-        j for j, name in enumerate(contract.feature_names) if not name.startswith(("log_", "year_"))
-    ]
-
-
-def baseline_fit_predict(
-    make_estimator: Callable[[int], object],
-    *,
-    min_maker_count: int,
-    columns: Callable[[FeatureContract], list[int]] | None = None,
-) -> FitPredict:
-    """A scikit-learn regressor on the network's contract features (or the ``columns`` of them
-    that suit it), the contract fitted inside the fold as for the network."""
-
-    def fit_predict(train: pd.DataFrame, test: pd.DataFrame, seed: int) -> np.ndarray:
-        contract = fit_contract(train, min_maker_count=min_maker_count)
-        used = slice(None) if columns is None else columns(contract)
-        estimator = make_estimator(seed)
-        estimator.fit(contract.transform(train)[:, used], train[data.TARGET].to_numpy())
-        return np.asarray(estimator.predict(contract.transform(test)[:, used]), dtype=np.float64)
-
-    return fit_predict
-
-
-# name -> (estimator for a fold seed, the contract columns it is fitted on; None: all)
-BASELINES: dict[str, tuple[Callable[[int], object], Callable | None]] = {
-    "ridge": (lambda seed: Ridge(alpha=1.0), None),
-    "random_forest": (
-        lambda seed: RandomForestRegressor(n_estimators=300, random_state=seed, n_jobs=-1),
-        tree_columns,
-    ),
-    "hist_gradient_boosting": (
-        lambda seed: HistGradientBoostingRegressor(random_state=seed),
-        tree_columns,
-    ),
-}
+    mpg: np.ndarray
+    intervals: dict[str, tuple[np.ndarray, np.ndarray]]
 
 
 def cross_validate(
     fit_predict: FitPredict, frame: pd.DataFrame, splits: list[tuple[np.ndarray, ...]]
 ) -> list[dict[str, float]]:
-    """Metrics of each fold."""
+    """Metrics of each fold (and the coverage and width of each interval a model gives)."""
     results = []
     for fold, (train_rows, test_rows) in enumerate(splits):
         train, test = frame.iloc[train_rows], frame.iloc[test_rows]
         predicted = fit_predict(train.reset_index(drop=True), test.reset_index(drop=True), fold)
-        results.append(regression_metrics(test[data.TARGET].to_numpy(), predicted))
+        actual = test[data.TARGET].to_numpy()
+        if not isinstance(predicted, Predicted):
+            predicted = Predicted(np.asarray(predicted), {})
+        metrics = regression_metrics(actual, predicted.mpg)
+        for name, (low, high) in predicted.intervals.items():
+            for key, value in interval_metrics(actual, low, high).items():
+                metrics[key.replace("interval", name)] = value
+        results.append(metrics)
     return results
 
 
 def summarise(per_fold: list[dict[str, float]]) -> dict[str, float]:
     """``cv_<metric>`` (mean over folds) and ``cv_<metric>_std`` for each metric."""
     summary = {}
-    for metric in METRICS:
+    for metric in per_fold[0]:
         values = np.array([fold[metric] for fold in per_fold])
         summary[f"cv_{metric}"] = float(values.mean())
         summary[f"cv_{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
@@ -134,9 +112,11 @@ def log_cv_run(name: str, params: dict, per_fold: list[dict[str, float]]) -> dic
 
 
 def run_evaluation(
-    config: TrainConfig, *, folds: int, repeats: int, seed: int
+    config: TrainConfig, *, folds: int, repeats: int, seed: int, baseline_trials: int = 20
 ) -> dict[str, dict[str, float]]:
-    """Cross-validate the network and the baselines in one parent run with a nested run each."""
+    """Cross-validate the network and the baselines (at their defaults, and tuned with
+    ``baseline_trials`` Optuna trials inside each training fold) in one parent run with a nested
+    run each."""
     frame = data.load_auto_mpg(config.data_path)
     splits = cv_splits(len(frame), folds=folds, repeats=repeats, seed=seed)
     models: dict[str, tuple[FitPredict, dict]] = {
@@ -148,9 +128,19 @@ def run_evaluation(
             )
             for name, (make, columns) in BASELINES.items()
         },
-    }
+        **{
+            name: (
+                tuned_fit_predict(make, min_maker_count=config.min_maker_count, columns=columns,
+                                  trials=baseline_trials),
+                {"tuned_with": "optuna TPE inside each training fold", "trials": baseline_trials,
+                 "inner_folds": 3, "features": columns.__name__},
+            )
+            for name, (make, columns) in TUNED.items()
+        },
+    }  # fmt: skip
     with mlflow.start_run(run_name="evaluate", nested=bool(mlflow.active_run())) as parent:
-        mlflow.log_params({"folds": folds, "repeats": repeats, "cv_seed": seed})
+        mlflow.log_params({"folds": folds, "repeats": repeats, "cv_seed": seed,
+                           "baseline_trials": baseline_trials})  # fmt: skip
         mlflow.set_tags({data.SHA256_TAG: data.file_sha256(config.data_path)})
         summaries = {}
         for name, (fit_predict, params) in models.items():
@@ -165,7 +155,9 @@ def run_evaluation(
             "best_baseline_cv_mae": summaries[best_baseline]["cv_mae"],
             "network_gain_over_best_baseline": 1 - summaries[NETWORK]["cv_mae"]
             / summaries[best_baseline]["cv_mae"],
+            **{k: v for k, v in summaries[NETWORK].items() if "interval" in k},
         })  # fmt: skip
+        mlflow.set_tag("best_baseline", best_baseline)
         with tempfile.TemporaryDirectory(prefix="carnn-cv-") as tmp:
             summary_path = Path(tmp) / "cv_summary.json"
             summary_path.write_text(json.dumps(summaries, indent=2) + "\n")

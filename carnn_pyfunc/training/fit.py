@@ -19,7 +19,14 @@ from carnn_pyfunc import data
 from carnn_pyfunc.config import TrainConfig
 from carnn_pyfunc.contract import FeatureContract, fit_contract
 from carnn_pyfunc.model.forward import litert_forward, to_flatbuffer
-from carnn_pyfunc.model.network import assemble, build_network, encode_target, pack_targets
+from carnn_pyfunc.model.intervals import Calibration, interval
+from carnn_pyfunc.model.network import (
+    CODECS,
+    assemble,
+    build_network,
+    encode_target,
+    pack_targets,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +41,16 @@ class FittedModel:
     flatbuffer: bytes
     forward: Callable[[np.ndarray], np.ndarray]
     history: dict[str, list[float]]
+    calibration: Calibration  # out-of-sample residuals (see model.intervals)
 
     def predict(self, records: pd.DataFrame) -> np.ndarray:
         """MPG of raw records, exactly as the served model computes it."""
         return self.forward(self.contract.transform(records)).astype(np.float64)
+
+    def predict_interval(self, records: pd.DataFrame, level: float):
+        """(MPG, low, high) of raw records at ``level``, as the served model computes them."""
+        mpg = self.predict(records)
+        return (mpg, *interval(mpg, self.calibration.log, level))
 
 
 def fit_model(
@@ -45,10 +58,10 @@ def fit_model(
 ) -> FittedModel:
     """Fit the contract on ``train``, then the network; compile it once, as it will be served."""
     contract = fit_contract(train, min_maker_count=config.min_maker_count)
-    network, history = fit_network(config, train, contract, callbacks)
+    network, history, calibration = fit_network(config, train, contract, callbacks)
     flatbuffer = to_flatbuffer(network)
     forward = litert_forward(flatbuffer, contract.n_features)
-    return FittedModel(contract, network, flatbuffer, forward, history)
+    return FittedModel(contract, network, flatbuffer, forward, history, calibration)
 
 
 def fit_network(
@@ -56,7 +69,7 @@ def fit_network(
     train: pd.DataFrame,
     contract: FeatureContract,
     callbacks: list | None = None,
-) -> tuple[keras.Model, dict[str, list[float]]]:
+) -> tuple[keras.Model, dict[str, list[float]], Calibration]:
     """Fit ``config.ensemble_size`` members on ``train`` and assemble ONE inference network.
 
     The members train side by side in one Keras model (see :func:`build_network`), each from its
@@ -65,7 +78,8 @@ def fit_network(
     validation loss and restores the best epoch. Returns the network (raw features in, MPG out)
     and the per-epoch history: ``loss``/``mae`` on the rows the members learn from,
     ``val_loss``/``val_mae`` on the rows they hold out (``mae`` in MPG, per row the mean over the
-    members it counts for).
+    members it counts for), and the calibration scores: each member's log residuals on the
+    rows it held out (see :mod:`carnn_pyfunc.model.intervals`).
     """
     members = config.ensemble_size
     held_out = np.zeros((len(train), members), dtype=np.float32)
@@ -111,4 +125,8 @@ def fit_network(
     ).history
     logger.info("%d members: %d epochs, best val_mae %.3f", members, len(history["loss"]),
                 min(history["val_mae"]))  # fmt: skip
-    return assemble(model, config.target), history
+    member_mpg = np.asarray(CODECS[config.target][1](model(features, training=False)))
+    actual = np.repeat(train[data.TARGET].to_numpy(dtype=np.float64)[:, None], members, axis=1)
+    outside = held_out.astype(bool)  # each member's own validation rows
+    calibration = Calibration.of(actual[outside], member_mpg[outside])
+    return assemble(model, config.target), history, calibration

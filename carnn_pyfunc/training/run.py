@@ -19,7 +19,7 @@ from mlflow.environment_variables import MLFLOW_RUN_ID
 
 from carnn_pyfunc import data
 from carnn_pyfunc.config import TrainConfig
-from carnn_pyfunc.metrics import regression_metrics
+from carnn_pyfunc.metrics import INTERVAL_LEVEL, interval_metrics, regression_metrics
 from carnn_pyfunc.model.bundle import log_carnn_model
 from carnn_pyfunc.training import plots
 from carnn_pyfunc.training.fit import fit_model
@@ -102,9 +102,10 @@ def run_training(config: TrainConfig, *, nested: bool = False) -> TrainResult:
         mlflow.log_params(
             {"n_features": fitted.contract.n_features, "n_train": len(train), "n_test": len(test)}
         )
-        predicted = fitted.predict(test)
+        predicted, low, high = fitted.predict_interval(test, INTERVAL_LEVEL)
         actual = test[data.TARGET].to_numpy(dtype=np.float64)
         metrics = {f"test_{k}": v for k, v in regression_metrics(actual, predicted).items()}
+        metrics.update({f"test_{k}": v for k, v in interval_metrics(actual, low, high).items()})
         metrics["epochs_trained"] = float(len(fitted.history["loss"]))
         metrics["best_val_mae"] = float(min(fitted.history["val_mae"]))
         mlflow.log_metrics(metrics)
@@ -113,6 +114,7 @@ def run_training(config: TrainConfig, *, nested: bool = False) -> TrainResult:
             fitted.network,
             fitted.flatbuffer,
             fitted.contract,
+            fitted.calibration,
             check_features=fitted.contract.transform(train),
             input_example=test.drop(columns=[data.TARGET]).head(3),
             registered_model_name=config.registered_model_name,
