@@ -53,6 +53,6 @@ def test_the_model_answers_intervals_only_when_asked(loaded_model):
 @pytest.mark.parametrize("level", [1.5, -0.2, "wide", True])
 def test_a_bad_level_is_an_error_naming_interval(loaded_model, level):
     model = loaded_model.unwrap_python_model()
-    with pytest.raises(MlflowException, match="^interval: ") as info:
+    with pytest.raises(MlflowException, match=r"^interval: ") as info:
         model.predict(None, as_frame([SEED_RECORD]), {"interval": level})
     assert info.value.error_code == "INVALID_PARAMETER_VALUE"

@@ -268,7 +268,7 @@ def test_errors_column_scores_every_good_row_and_names_each_bad_one(loaded_model
 def test_errors_column_still_refuses_a_missing_required_column(loaded_model, test_split):
     records = test_split.drop(columns=["mpg", "weight"]).head(5)
     model = loaded_model.unwrap_python_model()
-    with pytest.raises(MlflowException, match="^weight: missing required field"):
+    with pytest.raises(MlflowException, match=r"^weight: missing required field"):
         model.predict(None, records, {"errors": "column"})
     with pytest.raises(MlflowException, match=r"errors: 'ignore' is not one of raise, column"):
         model.predict(None, records, {"errors": "ignore"})
