@@ -6,6 +6,8 @@
 - ``loaded``: the model loaded by MLflow's pyfunc loader, and its description for /model.
 - ``openapi``: the OpenAPI document and docs page, generated from the field table.
 - ``metrics``: Prometheus metrics.
+- ``page``: the web page at / (a form generated from the field table; assets in static/).
+- ``csv_scoring``: POST /score.csv, a CSV of cars in and the same rows with mpg and error out.
 - ``app``: the Starlette routes; ``runner``: uvicorn, one or several workers.
 
 May import: :mod:`carnn_pyfunc.contract` (the field table, the error type),

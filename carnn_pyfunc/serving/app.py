@@ -1,8 +1,10 @@
 """The scoring service: a Starlette app speaking MLflow's /invocations protocol.
 
 Routes: POST /invocations; GET /ping, /health, /version (as MLflow's server); GET /model,
-/metrics, /openapi.json, /docs. With a token set, /invocations, /model and /metrics need
-``Authorization: Bearer <token>``; /ping and /health stay open for probes.
+/metrics, /openapi.json, /docs; the web page: GET / and /static/{name}, POST /score.csv (CSV in,
+CSV out, row by row). With a token set, /invocations, /score.csv, /model and /metrics need
+``Authorization: Bearer <token>``; /ping and /health stay open for probes, and the page and its
+assets are public (they hold no data and no token: the page asks its user for the token).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 import mlflow
+import pandas as pd
 from mlflow.exceptions import MlflowException
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -24,7 +27,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from carnn_pyfunc.contract import InvalidRecordError
-from carnn_pyfunc.serving import openapi
+from carnn_pyfunc.serving import csv_scoring, openapi, page
 from carnn_pyfunc.serving.errors import ApiError, invalid_records
 from carnn_pyfunc.serving.loaded import LoadedModel, load
 from carnn_pyfunc.serving.metrics import ServiceMetrics
@@ -47,6 +50,7 @@ class Service:
         labels = [str(info.get(k) or "") for k in ("name", "version", "alias", "run_id")]
         self.metrics.model.labels(*labels).set(1)
         self.openapi = openapi.document(auth=settings.token is not None)
+        self.page = page.render(info, makers=model.makers, auth=settings.token is not None)
         self._token = settings.token.encode() if settings.token else None
 
     def route(self, path: str, handler: Handler, *, methods=("GET",), auth=False) -> Route:
@@ -88,21 +92,22 @@ class Service:
             )
 
     async def invocations(self, request: Request) -> Response:
-        body = await self._body(request)
-        parsed = parse(body, request.headers.get("content-type"))
-        rows = len(parsed.records)
-        if rows <= INLINE_ROWS:
-            frame = self._predict(parsed.records, parsed.params)
-        else:
-            work = asyncio.to_thread(self._predict, parsed.records, parsed.params)
-            try:
-                frame = await asyncio.wait_for(work, self.settings.timeout_s)
-            except TimeoutError:
-                message = f"the prediction took longer than {self.settings.timeout_s:g} s"
-                raise ApiError(504, "TIMEOUT", message) from None
-        self.metrics.rows.inc(rows)
+        parsed = parse(await self.read_body(request), request.headers.get("content-type"))
+        frame = await self.predict(parsed.records, parsed.params)
+        self.metrics.rows.inc(len(parsed.records))
         answer = {"predictions": frame.to_dict("records")}
         return Response(json.dumps(answer), media_type="application/json")
+
+    async def predict(self, records, params) -> pd.DataFrame:
+        """The model's answer; a big batch in a thread, bounded by the timeout (then a 504)."""
+        if len(records) <= INLINE_ROWS:
+            return self._predict(records, params)
+        work = asyncio.to_thread(self._predict, records, params)
+        try:
+            return await asyncio.wait_for(work, self.settings.timeout_s)
+        except TimeoutError:
+            message = f"the prediction took longer than {self.settings.timeout_s:g} s"
+            raise ApiError(504, "TIMEOUT", message) from None
 
     def _predict(self, records, params):
         try:
@@ -114,7 +119,8 @@ class Service:
         except InvalidRecordError as err:
             raise invalid_records(err) from None
 
-    async def _body(self, request: Request) -> bytes:
+    async def read_body(self, request: Request) -> bytes:
+        """The request body, or a 413 as soon as it is over the limit."""
         limit = self.settings.max_body_bytes
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
@@ -148,6 +154,12 @@ class Service:
     async def docs(self, request: Request) -> Response:
         return HTMLResponse(openapi.docs_page(self.openapi))
 
+    async def index(self, request: Request) -> Response:
+        return HTMLResponse(self.page, headers=page.HEADERS)
+
+    async def score_csv(self, request: Request) -> Response:
+        return await csv_scoring.score(self, request)
+
     def routes(self) -> list[Route]:
         return [
             self.route("/invocations", self.invocations, methods=("POST",), auth=True),
@@ -158,6 +170,9 @@ class Service:
             self.route("/metrics", self.metrics_page, auth=True),
             self.route("/openapi.json", self.openapi_json),
             self.route("/docs", self.docs),
+            self.route("/", self.index),
+            self.route("/static/{name}", page.static_file),
+            self.route("/score.csv", self.score_csv, methods=("POST",), auth=True),
         ]
 
 
@@ -172,6 +187,7 @@ def create_app(settings: Settings, model: LoadedModel | None = None) -> Starlett
                 allow_origins=list(settings.cors_origins),
                 allow_methods=["GET", "POST"],
                 allow_headers=["Authorization", "Content-Type"],
+                expose_headers=list(csv_scoring.SUMMARY_HEADERS),
             )
         )
     app = Starlette(routes=service.routes(), middleware=middleware)

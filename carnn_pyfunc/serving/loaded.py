@@ -18,7 +18,7 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from carnn_pyfunc.contract import FIELDS
+from carnn_pyfunc.contract import FIELDS, OTHER_MAKER
 from carnn_pyfunc.registry.export import EXPORT_INFO
 
 _REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
@@ -40,6 +40,13 @@ class LoadedModel:
             return self._python_model.predict(None, records, params)
         frame = records if isinstance(records, pd.DataFrame) else pd.DataFrame(records)
         return self.pyfunc.predict(frame, params=params)
+
+    @property
+    def makers(self) -> tuple[str, ...]:
+        """The makers the model knows by name (for the web page's suggestions); none if the
+        model has no fitted contract."""
+        contract = getattr(self._python_model, "contract", None)
+        return tuple(m for m in getattr(contract, "makers", ()) if m != OTHER_MAKER)
 
 
 def load(model_uri: str) -> LoadedModel:

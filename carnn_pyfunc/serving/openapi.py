@@ -159,12 +159,32 @@ def document(*, auth: bool = False, title: str = "carnn scoring service") -> dic
         ),
         "security": security,
     }
+    score_csv = {
+        "summary": "CSV in, CSV out: the same rows with mpg and error columns (the web page's)",
+        "requestBody": {
+            "required": True,
+            "content": {"text/csv": {"schema": table, "example": _csv_example()}},
+        },
+        "responses": _responses(
+            {
+                "description": "every row, in order, with mpg (empty for a row that failed "
+                "validation) and error (the field and what was expected, or empty)",
+                "headers": {
+                    name: {"description": what, "schema": {"type": "integer"}}
+                    for name, what in (("X-Carnn-Rows", "rows"), ("X-Carnn-Failed", "failed"))
+                },
+                "content": {"text/csv": {"schema": table}},
+            }
+        ),
+        "security": security,
+    }
     plain = {"200": {"description": "the service is up"}}
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": "1"},
         "paths": {
             "/invocations": {"post": invocations},
+            "/score.csv": {"post": score_csv},
             "/ping": {"get": {"summary": "liveness", "responses": plain}},
             "/health": {"get": {"summary": "readiness", "responses": plain}},
             "/version": {"get": {"summary": "MLflow version", "responses": plain}},
@@ -181,6 +201,18 @@ def document(*, auth: bool = False, title: str = "carnn scoring service") -> dic
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
+
+
+def _csv_example() -> str:
+    record = example_record()
+    bad = {**record, "weight": -1}
+    return (
+        "\n".join(
+            ",".join(str(r[f.name]) for f in FIELDS)
+            for r in ({f.name: f.name for f in FIELDS}, record, bad)
+        )
+        + "\n"
+    )
 
 
 def docs_page(doc: dict[str, Any]) -> str:

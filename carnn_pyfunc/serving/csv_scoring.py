@@ -1,0 +1,80 @@
+"""POST /score.csv: a CSV of cars in, the same rows out with ``mpg`` and ``error`` columns.
+
+Row by row: the model (``params={"errors": "column"}``) gives each row its MPG, or an empty MPG
+and one line naming the field that failed validation. Nothing is dropped, the order is kept and
+every input column comes back as it was written (read as text). The summary travels in headers:
+``X-Carnn-Rows`` and ``X-Carnn-Failed``. A table the model cannot score at all (no readable
+CSV, a missing required column) gets the API's 4xx error instead.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any, Protocol
+
+import pandas as pd
+from starlette.requests import Request
+from starlette.responses import Response
+
+from carnn_pyfunc.contract import INPUT_FIELDS
+from carnn_pyfunc.serving.errors import ApiError
+from carnn_pyfunc.serving.metrics import ServiceMetrics
+from carnn_pyfunc.serving.protocol import CSV, parse
+
+ROWS_HEADER, FAILED_HEADER = "X-Carnn-Rows", "X-Carnn-Failed"
+SUMMARY_HEADERS = (ROWS_HEADER, FAILED_HEADER)
+MPG, ERROR = "mpg", "error"  # the columns the answer adds
+ROW_BY_ROW = {"errors": "column"}
+_BOM = b"\xef\xbb\xbf"  # spreadsheets often write UTF-8 with one
+
+
+class Service(Protocol):
+    """What scoring needs of the app's service."""
+
+    metrics: ServiceMetrics
+
+    async def read_body(self, request: Request) -> bytes: ...
+
+    async def predict(self, records: Any, params: dict | None) -> pd.DataFrame: ...
+
+
+async def score(service: Service, request: Request) -> Response:
+    content_type = request.headers.get("content-type")
+    if (content_type or "").partition(";")[0].strip().lower() != CSV:
+        raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "expected a text/csv body")
+    body = await service.read_body(request)
+    body = body.removeprefix(_BOM)
+    records = parse(body, content_type).records  # as /invocations reads CSV
+    given = pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False)  # cells as written
+    answer = await service.predict(records, ROW_BY_ROW)
+    text, failed = scored_csv(given, answer)
+    service.metrics.rows.inc(len(records) - len(failed))
+    for field in failed:
+        service.metrics.invalid.labels(field).inc()
+    headers = {
+        ROWS_HEADER: str(len(records)),
+        FAILED_HEADER: str(len(failed)),
+        "Content-Disposition": 'attachment; filename="cars-mpg.csv"',
+    }
+    return Response(text, media_type="text/csv; charset=utf-8", headers=headers)
+
+
+def scored_csv(given: pd.DataFrame, answer: pd.DataFrame) -> tuple[str, list[str]]:
+    """The input rows with ``mpg`` (two decimals; empty for a failed row) and ``error``
+    appended, and the field each failed row names. Input columns already called ``mpg`` or
+    ``error`` are kept, renamed ``mpg_given`` / ``error_given``."""
+    if len(given) != len(answer):  # the model answers every row or raises; never silently less
+        raise RuntimeError(f"the model answered {len(answer)} rows for {len(given)}")
+    out = given.rename(columns={c: f"{c}_given" for c in (MPG, ERROR) if c in given.columns})
+    out[MPG] = answer[MPG].to_numpy()
+    # a model version from before row-by-row scoring has no error column: it raises instead
+    errors = answer[ERROR] if ERROR in answer.columns else pd.Series([None] * len(answer))
+    out[ERROR] = errors.to_numpy()
+    failed = [_field_of(line) for line in errors.dropna()]
+    return out.to_csv(index=False, float_format="%.2f", lineterminator="\n"), failed
+
+
+def _field_of(error: str) -> str:
+    """The field an error line names (``weight: has -1; ...``), as a bounded metrics label."""
+    field = error.partition(":")[0]
+    return field if field in INPUT_FIELDS else "input"
