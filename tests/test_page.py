@@ -93,6 +93,8 @@ def test_the_form_answers_mpg_and_litres(page, carnn_served):
     assert mpg == pytest.approx(api, abs=0.051)
     assert 10 < mpg < 30  # a 1975 V8 of 3,500 pounds
     assert float(litres) == pytest.approx(235.214583 / api, abs=0.051)
+    low, high = (float(page.locator(f"#mpg-{end}").inner_text()) for end in ("low", "high"))
+    assert low < mpg < high  # the 90% interval beside the MPG
     if target := os.environ.get("CARNN_SCREENSHOT"):
         path = Path(target) if Path(target).is_absolute() else ROOT / target
         path.parent.mkdir(parents=True, exist_ok=True)

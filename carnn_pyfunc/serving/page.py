@@ -84,6 +84,8 @@ no framework). Programs can use the API directly: <a href="/docs">/docs</a>.</p>
 <div id="answer" class="answer" role="status" aria-live="polite" hidden>
 <p><output id="mpg"></output> <abbr title="miles per US gallon">MPG</abbr>,
 that is <output id="litres"></output> litres per 100 km.</p>
+<p>90% prediction interval: <output id="mpg-low"></output> to <output id="mpg-high"></output>
+MPG (nine cars in ten like this one fall inside it).</p>
 </div>
 </section>
 <section aria-labelledby="many-cars">

@@ -98,7 +98,7 @@
     }
     button.disabled = true;
     try {
-      const payload = JSON.stringify({ dataframe_records: [car] });
+      const payload = JSON.stringify({ dataframe_records: [car], params: { interval: 0.9 } });
       const response = await send("/invocations", payload, "application/json", general);
       if (!response) return;
       if (!response.ok) {
@@ -109,9 +109,12 @@
         else general.textContent = body.message;
         return;
       }
-      const mpg = (await response.json()).predictions[0].mpg;
+      const answer = (await response.json()).predictions[0];
+      const mpg = answer.mpg;
       $("mpg").textContent = mpg.toFixed(1);
       $("litres").textContent = (litresFactor / mpg).toFixed(1);
+      $("mpg-low").textContent = answer.mpg_low.toFixed(1);
+      $("mpg-high").textContent = answer.mpg_high.toFixed(1);
       $("answer").hidden = false;
     } finally {
       button.disabled = false;
