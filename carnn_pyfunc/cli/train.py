@@ -30,6 +30,10 @@ def train(ctx: click.Context, promote: bool, **options) -> None:
     click.echo(f"run id:        {result.run_id}  (experiment {result.experiment_id})")
     for name in ("test_mae", "test_rmse", "test_r2"):
         click.echo(f"{name + ':':<14} {result.metrics[name]:.3f}")
+    coverage, width = (result.metrics[f"test_interval_{k}"] for k in ("coverage", "width"))
+    click.echo(
+        f"90% interval:  covers {coverage:.1%} of the test cars, {width:.2f} MPG wide on average"
+    )
     click.echo(f"model URI:     {result.model_uri}")
     serve_uri = result.model_uri
     if promote and result.registered_version is not None:
@@ -48,10 +52,7 @@ def train(ctx: click.Context, promote: bool, **options) -> None:
             click.echo(f"not promoted:  {err}")
         if PRODUCTION in promoter.aliases():
             serve_uri = f"models:/{config.registered_model_name}@{PRODUCTION}"
-    click.echo(
-        f"serve it:      MLFLOW_TRACKING_URI={uri} "
-        f"mlflow models serve -m {serve_uri} --env-manager local -h 127.0.0.1 -p 5001"
-    )
+    click.echo(f"serve it:      MLFLOW_TRACKING_URI={uri} carnn serve --model-uri {serve_uri}")
     runs = f"#/experiments/{result.experiment_id}/runs"
     if uri.startswith(("http://", "https://")):  # a tracking server shows the runs itself
         click.echo(f"see the run:   {uri.rstrip('/')}/{runs}")
