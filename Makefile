@@ -9,7 +9,7 @@ export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 
 .DEFAULT_GOAL := help
 .PHONY: help install dev train promote rollback stages evaluate sweep test test-fast bench lint format \
-        serve mlflow-serve docker-context ui clean
+        serve mlflow-serve score docker-context ui clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 # The tests run the Dockerfile's `pip install` steps offline: from a wheelhouse of the model's
 # pins and of what installing the carnn package for serving needs (its pins, setuptools).
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -e '.[train,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[train,dev,spark]'
 	$(BIN)/python -m carnn_pyfunc.versions > $(VENV)/model-requirements.txt
 	$(BIN)/python -m carnn_pyfunc.versions --serving > $(VENV)/serve-requirements.txt
 	$(BIN)/python -m pip download --quiet --dest $(VENV)/wheelhouse \
@@ -72,6 +72,9 @@ format: dev ## apply ruff's fixes and formatting
 
 serve: install ## carnn serve MODEL (default models:/carnn@production) on 127.0.0.1:PORT
 	$(BIN)/carnn serve --model-uri "$(MODEL)" --host 127.0.0.1 --port $(PORT) $(ARGS)
+
+score: install ## score a file: make score IN=cars.parquet OUT=scored.parquet [ARGS="--engine spark"]
+	$(BIN)/carnn score "$(IN)" "$(OUT)" --model-uri "$(MODEL)" $(ARGS)
 
 mlflow-serve: install ## the same model under MLflow's own scoring server
 	$(BIN)/mlflow models serve -m "$(MODEL)" --env-manager local -h 127.0.0.1 -p $(PORT)

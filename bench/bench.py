@@ -1,10 +1,11 @@
 """Benchmark: the carnn pyfunc side by side with a naive baseline and a do-nothing floor.
 
 One run trains a model (timed), builds the three pyfuncs from the same artifacts and signature,
-measures in-process ``predict`` and served ``/invocations`` throughput (127.0.0.1 only, bounded in
-time and count), prints a Markdown table and writes ``bench/results.json``.
+measures in-process ``predict``, served ``/invocations`` throughput (127.0.0.1 only, bounded in
+time and count) and batch scoring of files (``batch_bench.py``), prints a Markdown table and
+writes ``bench/results.json``.
 
-    python bench/bench.py [--duration 8] [--out bench/results.json]
+    python bench/bench.py [--duration 8] [--out bench/results.json] [--batch-rows-10m]
 """
 
 from __future__ import annotations
@@ -193,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per load test")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved served rounds")
     parser.add_argument("--out", type=Path, default=BENCH / "results.json")
+    parser.add_argument(
+        "--batch-rows-10m", action="store_true", help="also batch scoring's peak RSS on 10 M rows"
+    )
     args = parser.parse_args(argv)
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -204,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     mlflow.set_tracking_uri(uri)
     os.chdir(workdir)
     try:
-        results = run(workdir, args.duration, args.rounds)
+        results = run(workdir, args.duration, args.rounds, args.batch_rows_10m)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
@@ -280,7 +284,8 @@ def measure_image(paths: dict[str, Path], workdir: Path, duration: float) -> dic
     }
 
 
-def run(workdir: Path, duration: float, rounds: int) -> dict:
+def run(workdir: Path, duration: float, rounds: int, batch_rows_10m: bool = False) -> dict:
+    import batch_bench  # beside this file
     import mlflow
     import numpy as np
 
@@ -302,6 +307,7 @@ def run(workdir: Path, duration: float, rounds: int) -> dict:
 
     served = measure_served(paths, workdir, duration, rounds)
     image = measure_image(paths, workdir, duration)
+    batch = batch_bench.run(str(paths["carnn"]), workdir, batch_rows_10m)
     rps8 = {k: v["c8"]["rps"] for k, v in served.items()}
     return {
         "image_env_mb": image["env_mb"],
@@ -322,6 +328,7 @@ def run(workdir: Path, duration: float, rounds: int) -> dict:
         "predict": own,
         "pyfunc_predict": predict,
         "served": served,
+        **batch,
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
     }
 
@@ -380,7 +387,9 @@ def report(results: dict) -> str:
         f"{r['image']['startup_s']:.1f} s = **{r['startup_s_carnn_over_floor']:.2f}x** the floor's",
         f"- load generator: {tool}",
     ]
-    return "\n".join(lines)
+    import batch_bench  # beside this file
+
+    return "\n".join([*lines, *batch_bench.report(results)])
 
 
 if __name__ == "__main__":
