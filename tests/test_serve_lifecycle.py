@@ -9,6 +9,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -123,7 +124,7 @@ def test_the_serving_process_never_loads_tensorflow(trained, tracking_uri, tmp_p
                 timeout=60,
             )
             assert response.status_code == 200
-        maps = open(f"/proc/{started.process.pid}/maps").read()  # noqa: SIM115, PTH123
+        maps = Path(f"/proc/{started.process.pid}/maps").read_text()
     assert "ai_edge_litert" in maps  # the interpreter that runs the network
     for heavy in ("tensorflow", "keras"):  # (MLflow maps scipy where it is installed)
         assert f"/{heavy}/" not in maps, heavy
