@@ -56,7 +56,6 @@ def build_models(workdir: Path) -> tuple[dict[str, Path], float]:
         name: str(carnn_dir / "artifacts" / file)
         for name, file in (
             ("network", "model.keras"),
-            ("scaler", "scaler.joblib"),
             ("contract", "contract.json"),
         )
     }
