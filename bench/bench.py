@@ -51,7 +51,10 @@ def build_models(workdir: Path) -> tuple[dict[str, Path], float]:
     result = run_training(TrainConfig(registered_model_name="carnn-bench"))
     train_seconds = time.perf_counter() - start
 
-    carnn_dir = Path(mlflow.artifacts.download_artifacts(result.model_uri, dst_path=workdir))
+    (workdir / "carnn").mkdir()  # the model's own folder: the bench writes beside it
+    carnn_dir = Path(
+        mlflow.artifacts.download_artifacts(result.model_uri, dst_path=workdir / "carnn")
+    )
     artifacts = {
         name: str(carnn_dir / "artifacts" / file)
         for name, file in (
