@@ -105,7 +105,7 @@ def test_dockerfile_steps_outside_docker_serve_the_production_model(
     venv = image / "venv"  # the image's Python: a fresh virtualenv, nothing installed yet
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     path = f"{venv / 'bin'}{os.pathsep}/usr/local/bin{os.pathsep}/usr/bin{os.pathsep}/bin"
-    assert any(WHEELHOUSE.glob("tensorflow-*.whl")), f"no wheelhouse at {WHEELHOUSE}: make dev"
+    assert any(WHEELHOUSE.glob("ai_edge_litert-*.whl")), f"no wheelhouse at {WHEELHOUSE}: make dev"
     env = {
         "PATH": path,
         "HOME": str(tmp_path),
