@@ -3,16 +3,18 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(abspath $(VENV))/bin
 PORT   ?= 5001
+TEAM_DIR ?= .team
 MODEL  ?= models:/carnn@production
 export PATH := $(BIN):$(PATH)
 export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 
 .DEFAULT_GOAL := help
 .PHONY: help install dev train promote rollback stages evaluate sweep test test-fast bench lint format \
-        serve mlflow-serve score docker-context ui clean
+        serve mlflow-serve score docker-context ui clean \
+        team-server team-server-status team-server-stop
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +25,7 @@ $(VENV)/.installed: pyproject.toml
 # The tests run the Dockerfile's `pip install` steps offline: from a wheelhouse of the model's
 # pins and of what installing the carnn package for serving needs (its pins, setuptools).
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -e '.[train,dev,spark]'
+	$(BIN)/python -m pip install --quiet -e '.[train,team,dev,spark]'
 	$(BIN)/python -m carnn_pyfunc.versions > $(VENV)/model-requirements.txt
 	$(BIN)/python -m carnn_pyfunc.versions --serving > $(VENV)/serve-requirements.txt
 	$(BIN)/python -m pip download --quiet --dest $(VENV)/wheelhouse \
@@ -81,6 +83,19 @@ mlflow-serve: install ## the same model under MLflow's own scoring server
 
 docker-context: install ## write build/model (the production model) for `docker build -t carnn .`
 	$(BIN)/carnn export --model-uri "$(MODEL)"
+
+$(VENV)/.installed-team: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[train,team]'
+	touch $@
+
+team-server: $(VENV)/.installed-team ## PostgreSQL + MLflow's tracking server (basic-auth) under .team/ on 127.0.0.1:5000
+	$(BIN)/python -m carnn_pyfunc.team start --dir "$(TEAM_DIR)" $(ARGS)
+
+team-server-status: $(VENV)/.installed-team ## is the team tracking server running? (exit 3: stopped)
+	$(BIN)/python -m carnn_pyfunc.team status --dir "$(TEAM_DIR)"
+
+team-server-stop: $(VENV)/.installed-team ## stop the team tracking server, then its PostgreSQL
+	$(BIN)/python -m carnn_pyfunc.team stop --dir "$(TEAM_DIR)"
 
 ui: install ## the MLflow UI on 127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_TRACKING_URI)" -h 127.0.0.1 -p 5000

@@ -70,9 +70,18 @@ def main(argv: list[str] | None = None) -> int:
         err.show()
         return err.exit_code
     except MlflowException as err:  # the tracking store refused: its message, not a traceback
-        click.echo(f"error: {err.message}", err=True)
+        click.echo(f"error: {_one_line(err)}", err=True)
         return 1
     return 0
+
+
+def _one_line(err: MlflowException) -> str:
+    """The store's message on one line; a tracking server's 403 says permission was denied."""
+    message = " ".join(str(err.message).split())
+    if err.error_code == "PERMISSION_DENIED":
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME", "")
+        return f"permission denied for user {user!r} by the tracking server: {message}"
+    return message
 
 
 if __name__ == "__main__":
