@@ -23,14 +23,15 @@ RUN groupadd --gid 10001 carnn \
 
 WORKDIR /opt/carnn
 
-# The model's own exact pins (written when it was logged), in a layer of their own.
+# The model's own exact pins (written when it was logged), in a layer of their own. No .pyc files:
+# ~110 MB less, ~1.7 s more at start (the root filesystem may be read-only, so none are cached).
 COPY build/model/requirements.txt model/requirements.txt
-RUN pip install --requirement model/requirements.txt
+RUN pip install --no-compile --requirement model/requirements.txt
 
 # The carnn package for `carnn serve`: its serving dependencies only (no training extra).
 COPY pyproject.toml README.md src/
 COPY carnn_pyfunc/ src/carnn_pyfunc/
-RUN pip install ./src
+RUN pip install --no-compile ./src
 
 COPY build/model/ model/
 

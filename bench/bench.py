@@ -263,8 +263,8 @@ def measure_image(paths: dict[str, Path], workdir: Path, duration: float) -> dic
     wheelhouse = Path(sys.prefix) / "wheelhouse"
     image = workdir / "image"
     subprocess.run([sys.executable, "-m", "venv", str(image)], check=True)
-    pip = [str(image / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-index",
-           "--find-links", str(wheelhouse)]  # fmt: skip
+    pip = [str(image / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-compile",
+           "--no-index", "--find-links", str(wheelhouse)]  # fmt: skip
     subprocess.run([*pip, "-r", str(paths["carnn"] / "requirements.txt")], check=True)
     subprocess.run([*pip, str(ROOT)], check=True)
     site = next(image.glob("lib/python*/site-packages"))
@@ -272,7 +272,11 @@ def measure_image(paths: dict[str, Path], workdir: Path, duration: float) -> dic
     port = free_port()
     command = [str(image / "bin" / "carnn"), "serve", "--model-uri", str(paths["carnn"]),
                "--port", str(port)]  # fmt: skip
-    env = {"PATH": f"{image / 'bin'}:/usr/bin:/bin", "HOME": str(workdir)}
+    env = {
+        "PATH": f"{image / 'bin'}:/usr/bin:/bin",
+        "HOME": str(workdir),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }  # as the image: no .pyc written at start either
     with http_server(command, port, workdir / "image.log", env=env) as started:
         load = load_wrk if shutil.which("wrk") else load_python
         served = load(port, 8, duration, workdir)
