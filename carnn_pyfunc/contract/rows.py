@@ -8,7 +8,6 @@ column still raises: no row could be scored.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -20,6 +19,7 @@ from carnn_pyfunc.contract.validation import (
     NUMBERS,
     InvalidRecordError,
     Problem,
+    as_number,
     bad_values,
     read_columns,
     shown,
@@ -83,7 +83,7 @@ def _read_leniently(records) -> tuple[np.ndarray, np.ndarray, dict[int, Problem]
         if name not in records.columns:
             continue
         for row, value in enumerate(records[name].tolist()):
-            number = _as_number(value)
+            number = as_number(value)
             if number is None:
                 expected = f"a number: {BY_NAME[name].expected}"
                 problems.setdefault(row, Problem(row, name, expected, shown(value)))
@@ -95,15 +95,3 @@ def _read_leniently(records) -> tuple[np.ndarray, np.ndarray, dict[int, Problem]
         for row, value in enumerate(records["name"].tolist()):
             names[row] = value
     return numbers, names, problems
-
-
-def _as_number(value: object) -> float | None:
-    """The value as a float (NaN for a null), or None when it is not a number."""
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return math.nan
-    if isinstance(value, list | dict | tuple | set | bytes):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None

@@ -106,7 +106,7 @@ def _read_records(rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:
         for i, row in enumerate(rows):
             for name in NUMBERS:
                 value = row.get(name)
-                if not _is_number_or_null(value) or isinstance(value, list | dict):
+                if as_number(value) is None:
                     expected = f"a number: {BY_NAME[name].expected}"
                     problem = Problem(i, name, expected, shown(value))
                     message = f"row {i} has {problem.value}; expected {expected}"
@@ -125,7 +125,7 @@ def _number_column(column: pd.Series) -> np.ndarray:
             return values.astype(np.float64, copy=False)
         return column.to_numpy(dtype=np.float64, na_value=np.nan)
     except (TypeError, ValueError):
-        rows = [i for i, v in enumerate(column) if not _is_number_or_null(v)] or [0]
+        rows = [i for i, v in enumerate(column) if as_number(v) is None] or [0]
         expected = f"a number: {BY_NAME[column.name].expected}"
         problems = [
             Problem(r, column.name, expected, shown(column.iloc[r])) for r in rows[:_LISTED]
@@ -138,9 +138,16 @@ def _number_column(column: pd.Series) -> np.ndarray:
         ) from None
 
 
-def _is_number_or_null(value: object) -> bool:
+def as_number(value: object) -> float | None:
+    """The value as a float (NaN for a null), or None when it is not a number."""
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return True
+        return math.nan
+    if isinstance(value, list | dict | tuple | set | bytes):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
     if isinstance(value, bool):
         return True
     try:
