@@ -1,90 +1,125 @@
-"""`carnn serve`: the scoring service (MLflow's protocol, clean errors, OpenAPI, metrics, auth)."""
+"""`carnn serve`: the scoring service (MLflow's protocol, clean errors, OpenAPI, metrics, auth).
+
+Its options are the service's one list of settings: each also reads ``CARNN_`` + the option's
+name (``--workers`` <- ``CARNN_WORKERS``; the flag wins), shown in ``carnn serve --help``. This
+module imports no model stack: with ``--workers N`` the supervisor stays small.
+"""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import click
 
-from carnn_pyfunc.serving.settings import DEFAULT_MODEL_URI, TOKEN_VARIABLE
+from carnn_pyfunc.serving.settings import DEFAULT_MODEL_URI, ENV_PREFIX, Settings
 
 
-@click.command()
-@click.option(
+def option(*decls: str, **attrs):
+    """A click option whose default and variable (CARNN_<NAME>) show in --help."""
+    attrs.setdefault("show_default", True)
+    return click.option(*decls, show_envvar=True, **attrs)
+
+
+@click.command(context_settings={"auto_envvar_prefix": ENV_PREFIX})
+@option(
     "--model-uri",
     default=DEFAULT_MODEL_URI,
-    show_default=True,
     help="models:/name@alias, models:/name/N, runs:/... or a model directory",
 )
-@click.option(
+@option(
     "--host",
     default="127.0.0.1",
-    show_default=True,
     help="address to listen on (0.0.0.0 for every interface, e.g. in a container)",
 )
-@click.option(
-    "--port", type=click.IntRange(0, 65535), default=5001, show_default=True, envvar="CARNN_PORT"
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 64),
-    default=1,
-    show_default=True,
-    help="worker processes (one model each)",
-)
-@click.option(
-    "--token-file",
-    type=click.Path(exists=True, dir_okay=False),
+@option("--port", type=click.IntRange(0, 65535), default=5001)
+@option("--workers", type=click.IntRange(1, 64), default=1, help="worker processes (a model each)")
+@option(
+    "--api-token",
     default=None,
-    help=f"file holding the bearer token (else ${TOKEN_VARIABLE}; unset: no auth)",
+    show_default=False,
+    help="bearer token for /invocations, /score.csv, /model and /metrics (prefer the variable "
+    "or --token-file: a command line is visible to every user of the machine); unset: no auth",
 )
-@click.option(
+@option(
+    "--token-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="file holding the bearer token (surrounding whitespace is ignored)",
+)
+@option(
+    "--require-auth/--no-require-auth",
+    default=False,
+    help="refuse to start without a token (fail closed where the deployment promises auth)",
+)
+@option(
     "--cors-origin",
-    "cors_origins",
     multiple=True,
-    help="an origin browsers may call from (repeat for several)",
+    help="an origin browsers may call from (repeat; in the variable, separate by spaces)",
 )
-@click.option(
+@option(
     "--max-body-mb",
     type=click.FloatRange(min=0.001),
     default=5.0,
-    show_default=True,
     help="largest request body; larger ones get 413",
 )
-@click.option(
+@option(
+    "--max-rows",
+    type=click.IntRange(min=1),
+    default=Settings.max_rows,
+    help="most rows in one request; more get 413",
+)
+@option(
+    "--max-in-flight",
+    type=click.IntRange(min=1),
+    default=Settings.max_in_flight,
+    help="requests a worker works on at once; more get 503 with Retry-After",
+)
+@option(
     "--timeout",
-    "timeout_s",
     type=click.FloatRange(min=0.001),
-    default=30.0,
-    show_default=True,
+    default=Settings.timeout_s,
     help="seconds a prediction may take before a 504",
 )
-@click.option("--access-log/--no-access-log", default=False, show_default=True)
+@option("--access-log/--no-access-log", default=False)
 def serve(
     model_uri: str,
     host: str,
     port: int,
     workers: int,
+    api_token: str | None,
     token_file: str | None,
-    cors_origins: tuple[str, ...],
+    require_auth: bool,
+    cors_origin: tuple[str, ...],
     max_body_mb: float,
-    timeout_s: float,
+    max_rows: int,
+    max_in_flight: int,
+    timeout: float,
     access_log: bool,
 ) -> None:
     """Serve a model over HTTP: POST /invocations as `mlflow models serve`, and more."""
     from carnn_pyfunc.serving.runner import run
-    from carnn_pyfunc.serving.settings import Settings
+    from carnn_pyfunc.serving.settings import MissingSecret, resolve_token
 
-    token = Path(token_file).read_text().strip() if token_file else os.environ.get(TOKEN_VARIABLE)
     try:
+        token = resolve_token(api_token, token_file, required=require_auth)
         settings = Settings(
             model_uri=model_uri,
-            token=token or None,
-            cors_origins=cors_origins,
+            token=token,
+            cors_origins=cors_origin,
             max_body_bytes=int(max_body_mb * 1024 * 1024),
-            timeout_s=timeout_s,
+            max_rows=max_rows,
+            max_in_flight=max_in_flight,
+            timeout_s=timeout,
         )
+    except MissingSecret as err:
+        raise click.UsageError(str(err)) from None
     except ValueError as err:
         raise click.BadParameter(str(err)) from None
     run(settings, host=host, port=port, workers=workers, access_log=access_log)
+
+
+def variables() -> dict[str, str]:
+    """Every variable `carnn serve` reads: name -> the option it sets."""
+    names = {}
+    for param in serve.params:
+        if isinstance(param, click.Option):
+            names[f"{ENV_PREFIX}_{param.name.upper()}"] = param.opts[-1]
+    return names

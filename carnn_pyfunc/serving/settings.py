@@ -1,13 +1,24 @@
-"""How `carnn serve` is configured: flags -> a frozen Settings -> environment for its workers."""
+"""How `carnn serve` is configured: flags or ``CARNN_*`` variables -> a frozen Settings -> the
+workers.
+
+The command's options (``carnn_pyfunc.cli.serve``) are the one list of settings; each reads the
+variable ``CARNN_`` + its name in capitals (``--max-rows`` <- ``CARNN_MAX_ROWS``; a flag wins).
+Worker processes receive the resolved settings as one JSON variable of their own.
+"""
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 DEFAULT_MODEL_URI = "models:/carnn@production"
+ENV_PREFIX = "CARNN"  # every setting's variable: CARNN_<OPTION>
 TOKEN_VARIABLE = "CARNN_API_TOKEN"
-_PREFIX = "CARNN_SERVE_"
+TOKEN_FILE_VARIABLE = "CARNN_TOKEN_FILE"
+REQUIRE_AUTH_VARIABLE = "CARNN_REQUIRE_AUTH"
+WORKER_VARIABLE = "CARNN_WORKER_SETTINGS"  # internal: the supervisor -> its workers
+MIN_TOKEN_LENGTH = 16
 
 
 @dataclass(frozen=True)
@@ -16,36 +27,54 @@ class Settings:
     token: str | None = None  # bearer token; None: no authentication
     cors_origins: tuple[str, ...] = ()
     max_body_bytes: int = 5 * 1024 * 1024
+    max_rows: int = 100_000  # rows a request may hold; more: 413
+    max_in_flight: int = 32  # requests a worker works on at once; more: 503 at once
     timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
-        if self.token is not None and len(self.token.strip()) < 16:
-            raise ValueError(f"{TOKEN_VARIABLE}: a token needs at least 16 characters")
+        if self.token is not None and len(self.token) < MIN_TOKEN_LENGTH:
+            raise ValueError(f"a token needs at least {MIN_TOKEN_LENGTH} characters")
         if self.max_body_bytes < 1024:
             raise ValueError("max body size: at least 1024 bytes")
+        if self.max_rows < 1 or self.max_in_flight < 1:
+            raise ValueError("max rows and max in flight: at least 1")
         if self.timeout_s <= 0:
             raise ValueError("timeout: expected a positive number of seconds")
 
     def to_env(self) -> dict[str, str]:
         """The environment that carries these settings to worker processes."""
-        env = {
-            f"{_PREFIX}MODEL_URI": self.model_uri,
-            f"{_PREFIX}CORS_ORIGINS": ",".join(self.cors_origins),
-            f"{_PREFIX}MAX_BODY_BYTES": str(self.max_body_bytes),
-            f"{_PREFIX}TIMEOUT_S": str(self.timeout_s),
-        }
-        if self.token is not None:
-            env[TOKEN_VARIABLE] = self.token
-        return env
+        return {WORKER_VARIABLE: json.dumps(asdict(self))}
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """The settings a supervisor handed its workers (defaults when there are none)."""
         env = os.environ if env is None else env
-        origins = env.get(f"{_PREFIX}CORS_ORIGINS", "")
-        return cls(
-            model_uri=env.get(f"{_PREFIX}MODEL_URI", DEFAULT_MODEL_URI),
-            token=env.get(TOKEN_VARIABLE) or None,
-            cors_origins=tuple(o for o in origins.split(",") if o),
-            max_body_bytes=int(env.get(f"{_PREFIX}MAX_BODY_BYTES", cls.max_body_bytes)),
-            timeout_s=float(env.get(f"{_PREFIX}TIMEOUT_S", cls.timeout_s)),
+        given = json.loads(env.get(WORKER_VARIABLE) or "{}")
+        if "cors_origins" in given:
+            given["cors_origins"] = tuple(given["cors_origins"])
+        return cls(**given)
+
+
+class MissingSecret(ValueError):
+    """Auth is required and no token was given."""
+
+
+def resolve_token(token: str | None, token_file: str | None, *, required: bool) -> str | None:
+    """The bearer token from ``--api-token``/``$CARNN_API_TOKEN`` or a file, stripped of the
+    whitespace around it (a Kubernetes Secret often ends in a newline). Fails closed: with
+    ``required``, no token (or an empty one) is an error naming the variables, never no auth."""
+    if token is not None and token_file is not None:
+        raise ValueError(f"give the token by {TOKEN_VARIABLE} or {TOKEN_FILE_VARIABLE}, not both")
+    if token_file is not None:
+        try:
+            with open(token_file, encoding="utf-8") as handle:
+                token = handle.read()
+        except (OSError, UnicodeError) as err:
+            raise ValueError(f"{TOKEN_FILE_VARIABLE}: cannot read {token_file}: {err}") from None
+    token = (token or "").strip() or None
+    if token is None and required:
+        raise MissingSecret(
+            f"{REQUIRE_AUTH_VARIABLE} is set but no token was given: set {TOKEN_VARIABLE} or "
+            f"{TOKEN_FILE_VARIABLE}"
         )
+    return token
