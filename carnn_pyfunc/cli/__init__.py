@@ -11,11 +11,10 @@ MLflow).
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
-
-import importlib
 
 import click
 
@@ -69,7 +68,6 @@ def _setup(verbose: bool) -> str:
 def cli(ctx: click.Context, verbose: bool) -> None:
     """carnn: car fuel economy (MPG) with Keras, tracked and served by MLflow."""
     ctx.obj = {"tracking_uri": _setup(verbose)}
-
 
 
 def main(argv: list[str] | None = None) -> int:
