@@ -3,7 +3,9 @@ engine in the fast tier; Spark in local[2] and `mlflow run . -e score` in the sl
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,7 +16,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from carnn_pyfunc.batch.outcome import BatchInputError, check_model
+from carnn_pyfunc.batch.outcome import BatchError, BatchInputError, check_model
+from carnn_pyfunc.batch.replace import write_then_replace
 from carnn_pyfunc.cli import main
 from tests.helpers import ROOT, VENV_BIN, subprocess_env
 
@@ -166,6 +169,106 @@ def test_a_model_without_the_row_by_row_param_is_refused():
         check_model(old, "models:/old/1")
 
 
+class LocalFolders:
+    """The swap's file system on plain folders; ``failing`` names the calls that raise, such as
+    ``rename#2`` (the second rename)."""
+
+    def __init__(self, failing=()) -> None:
+        self.failing, self.calls = set(failing), []
+
+    def sibling(self, path: str, name: str) -> str:
+        return str(Path(path).with_name(name))
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(path)
+
+    def rename(self, source: str, target: str) -> None:
+        self._call("rename")
+        os.rename(source, target)
+
+    def delete(self, path: str) -> None:
+        self._call("delete")
+        shutil.rmtree(path)
+
+    def _call(self, operation: str) -> None:
+        self.calls.append(operation)
+        if f"{operation}#{self.calls.count(operation)}" in self.failing:
+            raise OSError(f"injected failure of {operation}")
+
+
+def write_output(folder: Path, which: str, parts: int = 3) -> None:
+    folder.mkdir()
+    for part in range(parts):
+        (folder / f"part-{part}").write_text(which)
+
+
+def complete_output(folder: Path) -> str | None:
+    """``old`` or ``new`` when ``folder`` holds that whole output (three parts), else None."""
+    texts = [p.read_text() for p in sorted(folder.iterdir())] if folder.is_dir() else []
+    return texts[0] if len(texts) == 3 and len(set(texts)) == 1 else None
+
+
+@pytest.mark.parametrize(
+    ("failing", "survivor"),
+    [
+        ((), "new"),
+        (("rename#1",), "old"),  # moving the previous output aside
+        (("rename#2",), "old"),  # moving the new one in: the previous one is put back
+        (("delete#1",), "new"),  # removing the previous one, once the new one is in place
+    ],
+)
+def test_replacing_an_output_leaves_exactly_one_complete_output(tmp_path, failing, survivor):
+    target = tmp_path / "scored"
+    write_output(target, "old")
+
+    def write_new(path: str) -> None:
+        assert complete_output(target) == "old"  # the previous output stays meanwhile
+        write_output(Path(path), "new")
+
+    refused = pytest.raises(BatchError, match="previous output")
+    with refused if survivor == "old" else contextlib.nullcontext():
+        write_then_replace(LocalFolders(failing), str(target), write_new)
+    assert complete_output(target) == survivor
+    others = [p.name for p in tmp_path.iterdir() if p != target]
+    if "delete#1" in failing:  # only the cleanup failed: the previous output is left beside
+        assert [name.endswith(".previous") for name in others] == [True]
+    else:
+        assert others == []
+
+
+def test_a_write_that_fails_midway_leaves_the_previous_output(tmp_path):
+    target = tmp_path / "scored"
+    write_output(target, "old")
+
+    def write_half(path: str) -> None:
+        write_output(Path(path), "new", parts=1)
+        raise BatchError("the Spark job failed: injected")
+
+    with pytest.raises(BatchError, match="injected"):
+        write_then_replace(LocalFolders(), str(target), write_half)
+    assert complete_output(target) == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["scored"]
+
+
+def test_a_failed_put_back_names_where_the_previous_output_is(tmp_path):
+    target = tmp_path / "scored"
+    write_output(target, "old")
+    failing = LocalFolders({"rename#2", "rename#3"})  # moving in and putting back
+    with pytest.raises(BatchError, match=r"the previous output is at (\S+)$") as refused:
+        write_then_replace(failing, str(target), lambda path: write_output(Path(path), "new"))
+    aside = Path(str(refused.value).rsplit(" ", 1)[-1])
+    assert complete_output(aside) == "old"  # still exactly one complete output, named
+    assert not target.exists()
+    assert [p.name for p in tmp_path.iterdir()] == [aside.name]
+
+
+def test_a_new_output_moves_in_where_there_was_none(tmp_path):
+    target = tmp_path / "scored"
+    write_then_replace(LocalFolders(), str(target), lambda path: write_output(Path(path), "new"))
+    assert complete_output(target) == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["scored"]
+
+
 # ---------------------------------------------------------------------------- Spark (slow)
 @pytest.fixture(scope="module")
 def spark():
@@ -196,6 +299,43 @@ def test_spark_engine_gives_the_pyfuncs_answers_in_order(trained, spark, cars, e
     assert (summary.rows, summary.invalid) == (len(cars), len(BAD))
     assert_same_answers(read(target), cars, expected)
     assert leftovers(tmp_path) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("failing", "survivor"),
+    [("rename#1", 10), ("rename#2", 10), ("delete#1", 30)],  # rows of the old and new outputs
+)
+def test_spark_never_loses_the_output_when_a_step_fails(
+    trained, spark, cars, tmp_path, monkeypatch, failing, survivor
+):
+    from carnn_pyfunc.batch.spark_engine import HadoopFolders, score_parquet
+
+    uri, target = trained[1].model_uri, tmp_path / "out" / "scored"
+    target.parent.mkdir()
+    score_parquet(spark, uri, str(write(cars.head(10), tmp_path / "old.parquet")), str(target))
+    calls: list[str] = []
+
+    def injected(operation: str):
+        real = getattr(HadoopFolders, operation)
+
+        def call(self, *args) -> None:
+            calls.append(operation)
+            if f"{operation}#{calls.count(operation)}" == failing:
+                raise OSError(f"injected failure of {operation}")
+            real(self, *args)
+
+        return call
+
+    for operation in ("rename", "delete"):
+        monkeypatch.setattr(HadoopFolders, operation, injected(operation))
+    source = write(cars.head(30), tmp_path / "new.parquet")
+    with pytest.raises(BatchError) if survivor == 10 else contextlib.nullcontext():
+        score_parquet(spark, uri, str(source), str(target))
+    assert read(target)["id"].tolist() == list(range(survivor))  # one complete output
+    others = [p.name for p in target.parent.iterdir() if p != target]
+    assert all(name.endswith(".previous") for name in others)  # no partial output left
+    assert len(others) == (1 if failing == "delete#1" else 0)
 
 
 @pytest.mark.slow

@@ -8,6 +8,8 @@
 - ``files``: the format from the extension, chunked readers (CSV, Parquet), and the writer that
   leaves a complete file or none.
 - ``pandas_engine``: one process: the file chunk by chunk through the model, with progress.
+- ``replace``: an output folder replaced without ever losing it (the new one written beside it,
+  then swapped in; a failure leaves one complete output, old or new).
 - ``spark_engine``: a Spark session, ``mlflow.pyfunc.spark_udf``, Parquet in and out.
 
 The model does all validation and encoding (its ``errors="column"`` param names the field of each

@@ -3,8 +3,9 @@
 The driver checks the input's columns (nothing runs for a file that cannot be scored), builds the
 UDF (``env_manager="local"``: the executors' Python must hold the model's requirements; an
 explicit struct result type ``mpg``, ``error``; ``errors="column"``) and writes the input's
-columns plus ``mpg`` and ``error`` to a hidden sibling of OUTPUT, renamed into place when the job
-has succeeded (Hadoop's FileSystem API: a local path, ``hdfs://`` or ``s3a://`` alike).
+columns plus ``mpg`` and ``error`` to a hidden sibling of OUTPUT, swapped into place when the job
+has succeeded (Hadoop's FileSystem API: a local path, ``hdfs://`` or ``s3a://`` alike): the
+previous output stays until the new one is complete, and a failure leaves one of them.
 
 Each task's network runs on the cores Spark gives the task (``spark.task.cpus``, the model's
 ``forward_threads``), so concurrent tasks never oversubscribe an executor.
@@ -17,7 +18,6 @@ import logging
 import os
 import sys
 import time
-import uuid
 import warnings
 
 from carnn_pyfunc.batch.columns import NULL, NUMBER, TEXT, check_kinds, field_columns
@@ -30,6 +30,7 @@ from carnn_pyfunc.batch.outcome import (
     Summary,
     check_model,
 )
+from carnn_pyfunc.batch.replace import write_then_replace
 from carnn_pyfunc.contract.fields import BY_NAME
 
 DEFAULT_MASTER = "local[*]"
@@ -197,28 +198,54 @@ def _run_job(job) -> None:
 
 
 def _write(spark, scored, target: str) -> tuple[int, int]:
-    """Write to a hidden sibling of ``target``, then rename it into place; (rows, invalid rows),
-    counted by the write job itself (an observation: no second pass over the output)."""
+    """Write to a hidden sibling of ``target``, then swap it into place (the previous output
+    stays until the new one is complete, :mod:`~carnn_pyfunc.batch.replace`); (rows, invalid
+    rows), counted by the write job itself (an observation: no second pass over the output)."""
     from pyspark.sql import Observation
     from pyspark.sql import functions as F
 
-    jvm = spark.sparkContext._jvm  # Hadoop's FileSystem: local, HDFS and S3 paths alike
-    final = jvm.org.apache.hadoop.fs.Path(target)
-    fs = final.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    partial = jvm.org.apache.hadoop.fs.Path(
-        final.getParent(), f".{final.getName()}.{uuid.uuid4().hex[:8]}.partial"
-    )
     counts = Observation("carnn-score")
     observed = scored.observe(
         counts, F.count(F.lit(1)).alias("rows"), F.count(F.col(ERROR_COLUMN)).alias("invalid")
     )
-    try:
-        _run_job(lambda: observed.write.mode("overwrite").parquet(partial.toString()))
-        if fs.exists(final):
-            fs.delete(final, True)
-        if not fs.rename(partial, final):
-            raise BatchError(f"{target}: could not move the finished output into place")
-    finally:
-        if fs.exists(partial):
-            fs.delete(partial, True)
+    job = observed.write.mode("overwrite")
+    write_then_replace(
+        HadoopFolders(spark), target, lambda path: _run_job(lambda: job.parquet(path))
+    )
     return int(counts.get["rows"]), int(counts.get["invalid"])
+
+
+class HadoopFolders:
+    """:class:`~carnn_pyfunc.batch.replace.Folders` on Hadoop's FileSystem API (local paths,
+    ``hdfs://`` and ``s3a://`` alike); a failed operation is an OSError."""
+
+    def __init__(self, spark) -> None:
+        self.jvm = spark.sparkContext._jvm
+        self.conf = spark.sparkContext._jsc.hadoopConfiguration()
+
+    def sibling(self, path: str, name: str) -> str:
+        return self.jvm.org.apache.hadoop.fs.Path(self._path(path).getParent(), name).toString()
+
+    def exists(self, path: str) -> bool:
+        return self._call("exists", path)
+
+    def rename(self, source: str, target: str) -> None:
+        if not self._call("rename", source, target):
+            raise OSError(f"the file system refused to rename {source} to {target}")
+
+    def delete(self, path: str) -> None:
+        if not self._call("delete", path, True) and self.exists(path):
+            raise OSError(f"the file system refused to delete {path}")
+
+    def _path(self, path: str):
+        return self.jvm.org.apache.hadoop.fs.Path(path)
+
+    def _call(self, operation: str, path: str, *args):
+        from py4j.protocol import Py4JJavaError
+
+        hadoop = self._path(path)
+        more = [self._path(a) if isinstance(a, str) else a for a in args]
+        try:
+            return getattr(hadoop.getFileSystem(self.conf), operation)(hadoop, *more)
+        except Py4JJavaError as err:  # an IOException of the file system
+            raise OSError(str(err.java_exception)) from None
