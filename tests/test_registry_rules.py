@@ -3,6 +3,7 @@ failed promotion, the lock against a real SQLite store, names that need quoting.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 
@@ -11,7 +12,7 @@ import pytest
 from mlflow.exceptions import MlflowException
 
 from carnn_pyfunc.registry import stages
-from carnn_pyfunc.registry.lock import LOCK_SUFFIX
+from carnn_pyfunc.registry.lock import GUARD_SUFFIX, HEARTBEAT_TAG, LOCK_SUFFIX, RegistryLock
 from carnn_pyfunc.registry.promoter import Promoter
 from carnn_pyfunc.registry.stages import PromotionRefused
 from carnn_pyfunc.registry.store import Step, apply_steps, versions_of
@@ -154,42 +155,119 @@ def test_registry_reads_work_for_names_that_need_quoting(client, name):
 
 
 class InterleavingClient(mlflow.MlflowClient):
-    """A real client; the first time it reads ``target``, other processes act right after."""
+    """A real client; the first time it takes ``target`` (the guard: it is about to delete the
+    lock it judged stale), other processes act right before."""
 
     def __init__(self, target: str, meanwhile) -> None:
         super().__init__()
         self.target, self.meanwhile = target, meanwhile
 
-    def get_registered_model(self, name):
-        model = super().get_registered_model(name)
+    def create_registered_model(self, name, *args, **kwargs):
         if name == self.target and self.meanwhile is not None:
             meanwhile, self.meanwhile = self.meanwhile, None
             meanwhile()
-        return model
+        return super().create_registered_model(name, *args, **kwargs)
 
 
 def test_breaking_a_stale_lock_never_deletes_a_fresh_one_taken_meanwhile(client):
     name = f"carnn-{uuid.uuid4().hex[:8]}"
     lock = name + LOCK_SUFFIX
     client.create_registered_model(lock, description="held by a process that hangs")
-    time.sleep(1.2)  # that lock is now older than stale_lock_s below
+    fresh = RegistryLock(client, name, beat_s=0.05)
+    with contextlib.ExitStack() as fresh_holds:
 
-    def owner_releases_and_another_promotion_takes_it() -> None:
-        client.delete_registered_model(lock)
-        client.create_registered_model(lock, description="held by a fresh promotion")
+        def owner_releases_and_another_promotion_takes_it() -> None:
+            client.delete_registered_model(lock)
+            fresh_holds.enter_context(fresh.held())
 
-    breaker = Promoter(
+        breaker = Promoter(
+            name,
+            client=InterleavingClient(
+                lock + GUARD_SUFFIX, owner_releases_and_another_promotion_takes_it
+            ),
+            stale_lock_s=0.5,  # the hanging lock is judged stale after 0.5 s unchanged
+            lock_timeout_s=2.0,  # the fresh one renews: never stale
+        )
+        with (
+            pytest.raises(PromotionRefused, match="another promotion holds the lock"),
+            breaker.locked(),
+        ):
+            pass
+        assert breaker.client.meanwhile is None  # it judged the hanging lock stale, and then
+        assert client.get_registered_model(lock).description == fresh.token  # left the fresh one
+
+
+@pytest.mark.parametrize("skew_s", [6 * 3600.0, -6 * 3600.0])
+def test_a_live_holder_is_never_broken_whatever_the_clocks_say(client, skew_s):
+    """Holder and waiter disagree by 12 hours (and with the store); the holder renews, so the
+    waiter, which waits well past the stale interval, never breaks its lock."""
+    name = f"carnn-{uuid.uuid4().hex[:8]}"
+    holder = RegistryLock(client, name, beat_s=0.1, clock=lambda: time.monotonic() + skew_s)
+    waiter = RegistryLock(
+        client,
         name,
-        client=InterleavingClient(lock, owner_releases_and_another_promotion_takes_it),
-        stale_lock_s=1.0,
-        lock_timeout_s=0.5,
+        stale_s=0.6,
+        timeout_s=2.0,
+        poll_s=0.05,
+        clock=lambda: time.monotonic() - skew_s,
     )
-    with (
-        pytest.raises(PromotionRefused, match="another promotion holds the lock"),
-        breaker.locked(),
-    ):
-        pass
-    assert client.get_registered_model(lock).description == "held by a fresh promotion"
+    with holder.held():
+        with (
+            pytest.raises(PromotionRefused, match="another promotion holds the lock"),
+            waiter.held(),
+        ):
+            pass
+        assert client.get_registered_model(name + LOCK_SUFFIX).description == holder.token
+        assert holder.heartbeat.beats >= 3
+
+
+def test_a_holder_that_stops_renewing_is_broken_after_the_stale_interval(client, caplog):
+    name = f"carnn-{uuid.uuid4().hex[:8]}"
+    lock = name + LOCK_SUFFIX
+    holder = RegistryLock(client, name, beat_s=0.05)
+    waiter = RegistryLock(client, name, stale_s=0.5, timeout_s=10.0, poll_s=0.05)
+    holding = holder.held()
+    holding.__enter__()
+    holder.heartbeat.stop()  # its process hangs: no more heartbeats
+    start = time.monotonic()
+    with waiter.held():
+        waited = time.monotonic() - start
+        assert client.get_registered_model(lock).description == waiter.token
+        holding.__exit__(None, None, None)  # the hung holder wakes: it leaves the new lock alone
+        assert client.get_registered_model(lock).description == waiter.token
+    assert 0.5 <= waited < 10.0
+    assert "no longer ours at release" in caplog.text
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_release_stops_the_heartbeat(client, fails):
+    name = f"carnn-{uuid.uuid4().hex[:8]}"
+    lock = name + LOCK_SUFFIX
+    holder = RegistryLock(client, name, beat_s=0.05)
+    with contextlib.suppress(RuntimeError), holder.held():
+        deadline = time.monotonic() + 10
+        while holder.heartbeat.beats < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert int(client.get_registered_model(lock).tags[HEARTBEAT_TAG]) >= 2  # renewed
+        if fails:
+            raise RuntimeError("the promotion failed")
+    assert not holder.heartbeat.thread.is_alive()
+    client.create_registered_model(lock, description="held by the next promotion")
+    time.sleep(0.3)  # six beats' time
+    assert client.get_registered_model(lock).tags == {}  # nobody renews it but its holder
+
+
+def test_a_heartbeat_stops_when_its_lock_was_broken(client):
+    name = f"carnn-{uuid.uuid4().hex[:8]}"
+    lock = name + LOCK_SUFFIX
+    holder = RegistryLock(client, name, beat_s=0.05)
+    with holder.held():
+        # meanwhile another process judged ours stale, broke it and took the lock
+        client.delete_registered_model(lock)
+        client.create_registered_model(lock, description="held by the next promotion")
+        holder.heartbeat.thread.join(timeout=10)
+        assert not holder.heartbeat.thread.is_alive()
+        assert client.get_registered_model(lock).tags == {}  # the other's lock is left as it is
 
 
 def test_a_lock_broken_as_stale_is_not_deleted_by_its_old_holder(client):

@@ -29,7 +29,7 @@ class Promoter:
         legacy_stages: bool = False,
         client: mlflow.MlflowClient | None = None,
         lock_timeout_s: float = 900.0,
-        stale_lock_s: float = 1800.0,
+        stale_lock_s: float = 120.0,
     ) -> None:
         self.name = name
         self.gates = gates or Gates()
