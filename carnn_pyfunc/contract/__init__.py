@@ -2,7 +2,9 @@
 
 - ``fields``: THE field table (name, type, required, limits, unit, help); everything that lists
   the input fields is generated from it.
-- ``validation``: read a batch's columns, check every value, errors naming field and row.
+- ``problems``: the error type (field, row, what was expected) and how a value is shown.
+- ``columns``: each field at most once; a misspelt field name an error; other columns ignored.
+- ``validation``: read a batch's columns (strict types), check every value.
 - ``names``: maker and engine flags from the car name, remembered in a bounded table.
 - ``rows``: row-by-row validation for batches (an error line per bad row, none fails the rest).
 - ``encoder``: :class:`FeatureContract`, the fitted state and ``transform``.

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from carnn_pyfunc.contract.columns import check_columns
 from carnn_pyfunc.contract.fields import BY_NAME, REQUIRED_FIELDS
 from carnn_pyfunc.contract.names import is_name
 from carnn_pyfunc.contract.validation import (
@@ -29,6 +30,10 @@ from carnn_pyfunc.contract.validation import (
 def row_problems(records: pd.DataFrame | list[dict]) -> tuple[np.ndarray, Any, list[str | None]]:
     """(numbers, names, one error line or None per row); bad values in the numbers are NaN and
     bad names None, so the valid rows can be encoded as they are."""
+    if isinstance(records, pd.DataFrame):  # a duplicate or misspelt column fails every row
+        check_columns(records.columns.tolist())
+    elif all(isinstance(r, dict) for r in records):
+        check_columns(set().union(*records), ordered=False)
     try:
         numbers, names = read_columns(records)
     except InvalidRecordError as err:
@@ -68,6 +73,7 @@ def describe(problem: Problem) -> str:
 def _read_leniently(records) -> tuple[np.ndarray, np.ndarray, dict[int, Problem]]:
     """Value by value (the slow path, for batches holding text or lists where numbers belong)."""
     problems: dict[int, Problem] = {}
+    text = not isinstance(records, list)  # JSON records hold numbers; a table's cells text
     if isinstance(records, list):
         for row, record in enumerate(records):
             if not isinstance(record, dict):
@@ -83,7 +89,7 @@ def _read_leniently(records) -> tuple[np.ndarray, np.ndarray, dict[int, Problem]
         if name not in records.columns:
             continue
         for row, value in enumerate(records[name].tolist()):
-            number = as_number(value)
+            number = as_number(value, text=text)
             if number is None:
                 expected = f"a number: {BY_NAME[name].expected}"
                 problems.setdefault(row, Problem(row, name, expected, shown(value)))

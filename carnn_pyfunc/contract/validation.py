@@ -2,19 +2,25 @@
 
 Works on one float64 matrix of the numeric fields (NaN where null or absent), so a batch is
 checked in a few vectorised passes; errors name the field, the row and what was expected.
+
+Types are strict: a boolean is never a number. Records as Python objects (a list of dicts: JSON
+as parsed) must hold numbers where numbers belong; a DataFrame's text cells (a CSV read by
+pandas, a string column) are parsed as numbers, as a spreadsheet's cells are.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from carnn_pyfunc.contract.columns import check_columns
 from carnn_pyfunc.contract.fields import BY_NAME, NUMERIC_FIELDS, REQUIRED_FIELDS
+from carnn_pyfunc.contract.problems import InvalidRecordError, Problem, shown
 
 # The numbers a record carries: the scaled fields, then the origin code.
 NUMBERS = (*NUMERIC_FIELDS, "origin")
@@ -28,34 +34,9 @@ _HIGH = np.array([f.high for f in _FIELDS], dtype=np.float64)
 _NULL_ALLOWED = np.array([not f.required for f in _FIELDS])
 _WHOLE = [j for j, f in enumerate(_FIELDS) if f.kind == "whole"]
 _YEAR = NUMBERS.index("year")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One bad value: where it is and what was expected (``value`` is shown truncated)."""
-
-    row: int
-    field: str
-    expected: str
-    value: str | None = None  # None: the value is missing or null
-
-
-class InvalidRecordError(ValueError):
-    """Records that cannot be scored; the message names the field, the row and what was expected.
-
-    ``problems`` lists up to a few bad values (row, field, expected); ``field`` is the first one's.
-    """
-
-    def __init__(self, field_name: str, message: str, problems: list[Problem] | None = None):
-        super().__init__(f"{field_name}: {message}")
-        self.field = field_name
-        self.problems = problems or []
-
-
-def shown(value: object, limit: int = 40) -> str:
-    """A client's value as an error may show it: its repr, truncated."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+_JSON_NUMBERS = {int, float, type(None)}  # what JSON records may hold where numbers belong
+_BOOLS = {bool, np.bool_}
+_PLAIN_NUMBERS = {int, float, np.float64, np.float32, np.int64, np.int32, type(None)}
 
 
 def read_columns(records: pd.DataFrame | list[dict]) -> tuple[np.ndarray, Any]:
@@ -69,6 +50,7 @@ def read_columns(records: pd.DataFrame | list[dict]) -> tuple[np.ndarray, Any]:
         raise InvalidRecordError("input", "no records: expected at least one car")
     if isinstance(records, list):
         return _read_records(records)
+    check_columns(records.columns.tolist())
     columns = {name: j for j, name in enumerate(records.columns.tolist())}
     for name in REQUIRED_FIELDS:
         if name not in columns:
@@ -80,9 +62,11 @@ def read_columns(records: pd.DataFrame | list[dict]) -> tuple[np.ndarray, Any]:
     if n_rows <= _SMALL_BATCH and all(f in columns for f in NUMBERS):
         # Few rows: one object conversion of the frame is cheaper than column access.
         block = records.to_numpy(dtype=object)
-        with contextlib.suppress(TypeError, ValueError):  # None, pd.NA, text: column path
-            numbers = block[:, [columns[f] for f in NUMBERS]].astype(np.float64)
-            return numbers, block[:, columns["name"]] if "name" in columns else None
+        picked = block[:, [columns[f] for f in NUMBERS]]
+        if set(map(type, picked.ravel())) <= _PLAIN_NUMBERS:  # else: the column path decides
+            with contextlib.suppress(TypeError, ValueError, OverflowError):
+                numbers = picked.astype(np.float64)
+                return numbers, block[:, columns["name"]] if "name" in columns else None
     # the column's own array: Arrow strings factorize ~3x faster than an object copy
     names = records["name"].array if "name" in columns else None
     numbers = np.empty((n_rows, len(NUMBERS)), dtype=np.float64)
@@ -100,13 +84,18 @@ def _read_records(rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:
             raise InvalidRecordError(
                 "input", f"row {i} is not a record; expected {expected}", [problem]
             )
+    check_columns(set().union(*rows), ordered=False)
+    values = [[row.get(f) for f in NUMBERS] for row in rows]
+    kinds = set(map(type, itertools.chain.from_iterable(values)))
     try:
-        numbers = np.array([[row.get(f) for f in NUMBERS] for row in rows], dtype=np.float64)
-    except (TypeError, ValueError):  # text, a list, an object ...: find the first one
+        if not kinds <= _JSON_NUMBERS:
+            raise TypeError("not only numbers")
+        numbers = np.array(values, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):  # text, a bool, a huge integer ...: find it
         for i, row in enumerate(rows):
             for name in NUMBERS:
                 value = row.get(name)
-                if as_number(value) is None:
+                if as_number(value, text=False) is None:
                     expected = f"a number: {BY_NAME[name].expected}"
                     problem = Problem(i, name, expected, shown(value))
                     message = f"row {i} has {problem.value}; expected {expected}"
@@ -123,8 +112,12 @@ def _number_column(column: pd.Series) -> np.ndarray:
     try:
         if values.dtype.kind in "iuf":  # plain NumPy numbers: no null handling needed
             return values.astype(np.float64, copy=False)
+        if column.dtype.kind == "b" or (
+            values.dtype == object and not _BOOLS.isdisjoint(map(type, values))
+        ):
+            raise TypeError("a boolean is not a number")
         return column.to_numpy(dtype=np.float64, na_value=np.nan)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         rows = [i for i, v in enumerate(column) if as_number(v) is None] or [0]
         expected = f"a number: {BY_NAME[column.name].expected}"
         problems = [
@@ -138,23 +131,19 @@ def _number_column(column: pd.Series) -> np.ndarray:
         ) from None
 
 
-def as_number(value: object) -> float | None:
-    """The value as a float (NaN for a null), or None when it is not a number."""
+def as_number(value: object, *, text: bool = True) -> float | None:
+    """The value as a float (NaN for a null), or None when it is not a number: a boolean, a
+    container, an integer beyond float range, or text (with ``text``: text that is no number)."""
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return math.nan
-    if isinstance(value, list | dict | tuple | set | bytes):
+    if isinstance(value, bool | np.bool_ | list | dict | tuple | set | bytes):
+        return None
+    if isinstance(value, str) and not text:
         return None
     try:
         return float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    if isinstance(value, bool):
-        return True
-    try:
-        float(value)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 def bad_values(numbers: np.ndarray) -> np.ndarray:

@@ -29,8 +29,13 @@ def conformal_quantile(scores: np.ndarray, level: float) -> float:
     least ``level`` when cars are exchangeable; inf when there are too few scores for it."""
     if not 0 < level < 1:
         raise ValueError(f"{INTERVAL_PARAM}: {level!r} is not a level between 0 and 1")
-    rank = math.ceil((len(scores) + 1) * level)
+    rank = math.ceil((len(scores) + 1) * level - 1e-9)  # n / (n + 1) itself: rank n
     return math.inf if rank > len(scores) else float(scores[rank - 1])
+
+
+def highest_level(n_scores: int) -> float:
+    """The largest level ``n`` scores give a finite interval at: ``n / (n + 1)``."""
+    return n_scores / (n_scores + 1)
 
 
 def interval(mpg: np.ndarray, scores: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:

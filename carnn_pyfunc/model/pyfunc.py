@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +18,20 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
 from carnn_pyfunc.contract import InvalidRecordError, load_contract
+from carnn_pyfunc.contract.validation import shown
 from carnn_pyfunc.model.forward import (
     FORWARD_CONFIG,
     THREADS_CONFIG,
     compile_forward,
     litert_forward,
 )
-from carnn_pyfunc.model.intervals import HIGH_COLUMN, INTERVAL_PARAM, LOW_COLUMN, interval
+from carnn_pyfunc.model.intervals import (
+    HIGH_COLUMN,
+    INTERVAL_PARAM,
+    LOW_COLUMN,
+    highest_level,
+    interval,
+)
 from carnn_pyfunc.versions import library_versions
 
 logger = logging.getLogger(__name__)
@@ -86,14 +94,23 @@ class CarnnModel(PythonModel):
         )
         params = params or {}
         errors, level = params.get(ERRORS_PARAM, "raise"), params.get(INTERVAL_PARAM) or 0.0
-        if errors not in ERRORS_MODES:
+        if not isinstance(errors, str) or errors not in ERRORS_MODES:
             raise MlflowException(
-                f"{ERRORS_PARAM}: {errors!r} is not one of {', '.join(ERRORS_MODES)}",
+                f"{ERRORS_PARAM}: {shown(errors)} is not one of {', '.join(ERRORS_MODES)}",
                 error_code=INVALID_PARAMETER_VALUE,
             )
-        if level and not (isinstance(level, int | float) and 0 < level < 1):
+        if level and not (
+            isinstance(level, int | float) and not isinstance(level, bool) and 0 < level < 1
+        ):
             raise MlflowException(
-                f"{INTERVAL_PARAM}: {level!r} is not a level between 0 and 1 (0.9 for 90%)",
+                f"{INTERVAL_PARAM}: {shown(level)} is not a level between 0 and 1 (0.9 for 90%)",
+                error_code=INVALID_PARAMETER_VALUE,
+            )
+        if level > (most := highest_level(len(self.calibration))):
+            raise MlflowException(
+                f"{INTERVAL_PARAM}: {level:g} is more than the calibration of "
+                f"{len(self.calibration)} cars supports; the largest level is "
+                f"{math.floor(most * 10_000) / 10_000:g}",
                 error_code=INVALID_PARAMETER_VALUE,
             )
         try:

@@ -9,50 +9,57 @@ CSV, a missing required column) gets the API's 4xx error instead.
 
 from __future__ import annotations
 
-import io
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import pandas as pd
-from starlette.requests import Request
 from starlette.responses import Response
 
-from carnn_pyfunc.contract import INPUT_FIELDS
-from carnn_pyfunc.serving.errors import ApiError
+from carnn_pyfunc.contract import INPUT_FIELDS, InvalidRecordError
+from carnn_pyfunc.contract.columns import check_columns
+from carnn_pyfunc.serving.errors import ApiError, invalid_records
 from carnn_pyfunc.serving.metrics import ServiceMetrics
-from carnn_pyfunc.serving.protocol import CSV, parse
+from carnn_pyfunc.serving.protocol import CSV, as_records, media_type, read_csv
+from carnn_pyfunc.serving.settings import Settings
 
 ROWS_HEADER, FAILED_HEADER = "X-Carnn-Rows", "X-Carnn-Failed"
 SUMMARY_HEADERS = (ROWS_HEADER, FAILED_HEADER)
 MPG, ERROR = "mpg", "error"  # the columns the answer adds
 ROW_BY_ROW = {"errors": "column"}
-_BOM = b"\xef\xbb\xbf"  # spreadsheets often write UTF-8 with one
 
 
-class Service(Protocol):
-    """What scoring needs of the app's service."""
+class Scorer(Protocol):
+    """What scoring a CSV needs of the service's scoring."""
 
     metrics: ServiceMetrics
+    settings: Settings
 
-    async def read_body(self, request: Request) -> bytes: ...
+    async def work(self, job: Callable[[], Any], body: bytes) -> Any: ...
 
-    async def predict(self, records: Any, params: dict | None) -> pd.DataFrame: ...
+    def score(self, records: Any, params: dict | None) -> pd.DataFrame: ...
 
 
-async def score(service: Service, request: Request) -> Response:
-    content_type = request.headers.get("content-type")
-    if (content_type or "").partition(";")[0].strip().lower() != CSV:
+async def score(service: Scorer, content_type: str | None, body: bytes) -> Response:
+    if media_type(content_type) != CSV:
         raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "expected a text/csv body")
-    body = await service.read_body(request)
-    body = body.removeprefix(_BOM)
-    records = parse(body, content_type).records  # as /invocations reads CSV
-    given = pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False)  # cells as written
-    answer = await service.predict(records, ROW_BY_ROW)
-    text, failed = scored_csv(given, answer)
-    service.metrics.rows.inc(len(records) - len(failed))
+
+    def job() -> tuple[str, int, list[str]]:
+        given = read_csv(body, service.settings.max_rows)  # the cells as written, read once
+        check = as_records(given)
+        try:
+            check_columns(given.columns.tolist())
+        except InvalidRecordError as err:
+            raise invalid_records(err) from None
+        answer = service.score(check, ROW_BY_ROW)
+        text, failed = scored_csv(given, answer)
+        return text, len(given), failed
+
+    text, rows, failed = await service.work(job, body)
+    service.metrics.rows.inc(rows - len(failed))
     for field in failed:
         service.metrics.invalid.labels(field).inc()
     headers = {
-        ROWS_HEADER: str(len(records)),
+        ROWS_HEADER: str(rows),
         FAILED_HEADER: str(len(failed)),
         "Content-Disposition": 'attachment; filename="cars-mpg.csv"',
     }

@@ -1,0 +1,191 @@
+"""POST /invocations: the request's whole way, on raw ASGI (no Request object, no router, no
+middleware per request: each costs microseconds on a one-car request that takes ~100).
+
+Auth, the in-flight limit, the body limit, parsing (:mod:`.protocol`), the model's answer
+(columns, no DataFrame, for the carnn model; any other pyfunc through MLflow) and strict JSON out
+(:mod:`.answers`). Small bodies are worked on in the event loop, large ones in a thread within
+the timeout. /score.csv uses the same pieces through Starlette.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import pandas as pd
+from mlflow.exceptions import MlflowException
+
+from carnn_pyfunc.contract import INPUT_FIELDS, InvalidRecordError
+from carnn_pyfunc.serving.answers import encode_predictions
+from carnn_pyfunc.serving.errors import ApiError, invalid_records
+from carnn_pyfunc.serving.limits import RETRY_AFTER_S, Slots
+from carnn_pyfunc.serving.loaded import LoadedModel
+from carnn_pyfunc.serving.metrics import ServiceMetrics
+from carnn_pyfunc.serving.protocol import Parsed, parse
+from carnn_pyfunc.serving.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+PATH = "/invocations"
+# Bodies up to this size (a few hundred cars) are parsed and scored in the event loop: well
+# under a millisecond, less than a hop to a thread and back costs. Larger ones go to a thread.
+INLINE_BYTES = 32 * 1024
+IGNORED_HEADER = "X-Carnn-Ignored-Fields"
+_HEADER_CHARS = 1000  # the ignored columns' names in the header, at most
+_JSON = [(b"content-type", b"application/json")]
+PARAMS = ("errors", "interval")  # the carnn model's inference params
+T = TypeVar("T")
+
+
+def metric_field(fields: list[str]) -> str:
+    """The field a 400 names first, as a bounded metrics label (a client's own column names
+    never become label values)."""
+    return fields[0] if fields and fields[0] in INPUT_FIELDS else "input"
+
+
+def param_error(err: MlflowException) -> ApiError:
+    """The model's refusal of a param (``interval: 0.999 is more than ...``) as a 400 naming it."""
+    message = str(err.message)
+    name = message.partition(":")[0]
+    field = name if name in PARAMS else "input"
+    errors = [{"row": None, "field": field, "expected": message, "value": None}]
+    return ApiError(400, err.error_code, message, errors)
+
+
+def error_headers(err: ApiError) -> list[tuple[bytes, bytes]]:
+    headers = list(_JSON)
+    if err.status == 401:
+        headers.append((b"www-authenticate", b"Bearer"))
+    if err.status == 503:
+        headers.append((b"retry-after", str(RETRY_AFTER_S).encode()))
+    return headers
+
+
+class Scoring:
+    """Parse, score and answer, within the service's limits."""
+
+    def __init__(self, model: LoadedModel, settings: Settings, metrics: ServiceMetrics) -> None:
+        self.model, self.settings, self.metrics = model, settings, metrics
+        self.slots = Slots(settings.max_in_flight)
+        self._token = b"Bearer " + settings.token.encode() if settings.token else None
+        # two threads: a big request does not wait for another's GIL-free model call to end
+        self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="carnn-score")
+        self._latency = metrics.latency.labels(PATH)
+        self._ok = metrics.requests.labels(PATH, "POST", "200")
+
+    def authorise(self, header: bytes) -> None:
+        """A 401 unless ``header`` (the Authorization header) carries the token."""
+        if self._token is not None and not hmac.compare_digest(header, self._token):
+            raise ApiError(
+                401, "UNAUTHENTICATED", "this endpoint needs Authorization: Bearer <token>"
+            )
+
+    async def __call__(self, scope, receive, send) -> None:
+        started = time.perf_counter()
+        metrics = self.metrics
+        metrics.in_flight.inc()
+        slot, status, extra = None, 200, []
+        try:
+            if scope["method"] != "POST":
+                raise ApiError(405, "METHOD_NOT_ALLOWED", "POST records to /invocations")
+            headers = dict(scope["headers"])
+            self.authorise(headers.get(b"authorization", b""))
+            slot = self.slots.take()
+            declared = headers.get(b"content-length", b"").decode("latin-1")
+            body = await self.read_body(_chunks(receive), declared)
+            content_type = headers.get(b"content-type", b"").decode("latin-1")
+            payload, ignored = await self.work(lambda: self.invocations(body, content_type), body)
+            if ignored:
+                extra = [(IGNORED_HEADER.lower().encode(), _header_value(ignored))]
+            response_headers = _JSON + extra
+        except ApiError as err:
+            status, payload, response_headers = err.status, err.body(), error_headers(err)
+            if status == 400:
+                metrics.invalid.labels(metric_field(err.fields)).inc()
+        except Exception:  # a bug of ours, not the client's: logged, answered without details
+            logger.exception("POST %s failed", PATH)
+            status, response_headers = 500, list(_JSON)
+            payload = ApiError(500, "INTERNAL_ERROR", "the service failed; see its log").body()
+        finally:
+            metrics.in_flight.dec()
+            if slot is not None and not slot.held:
+                slot.free()
+        await send({"type": "http.response.start", "status": status, "headers": response_headers})
+        await send({"type": "http.response.body", "body": payload})
+        counter = self._ok if status == 200 else metrics.requests.labels(PATH, "POST", str(status))
+        counter.inc()
+        self._latency.observe(time.perf_counter() - started)
+
+    def invocations(self, body: bytes, content_type: str | None) -> tuple[bytes, list[str]]:
+        parsed = self.parse(body, content_type)
+        frame = self.score(parsed.records, parsed.params)
+        self.metrics.rows.inc(len(frame))
+        return encode_predictions(frame), parsed.ignored
+
+    def parse(self, body: bytes, content_type: str | None) -> Parsed:
+        try:
+            return parse(body, content_type, self.settings.max_rows)
+        except InvalidRecordError as err:  # a misspelt field name
+            raise invalid_records(err) from None
+
+    def score(self, records, params) -> pd.DataFrame:
+        """The model's answer, or the ApiError naming what is wrong with the records."""
+        try:
+            return self.model.predict(records, params)
+        except MlflowException as err:
+            if isinstance(err.__cause__, InvalidRecordError):
+                raise invalid_records(err.__cause__) from None
+            raise param_error(err) from None
+        except InvalidRecordError as err:
+            raise invalid_records(err) from None
+
+    async def work(self, job: Callable[[], T], body: bytes) -> T:
+        """``job`` (parse and score a body): inline for a small body, else in a worker thread
+        bounded by the timeout (then a 504). A job that outlives its timeout keeps its
+        in-flight slot until it ends: the limit counts real work."""
+        if len(body) <= INLINE_BYTES:
+            return job()
+        future = asyncio.get_running_loop().run_in_executor(self.executor, job)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), self.settings.timeout_s)
+        except TimeoutError:
+            self.slots.detach(future)
+            message = f"the prediction took longer than {self.settings.timeout_s:g} s"
+            raise ApiError(504, "TIMEOUT", message) from None
+
+    async def read_body(self, chunks: AsyncIterator[bytes], declared: str) -> bytes:
+        """The request body, or a 413 as soon as it is over the limit."""
+        limit = self.settings.max_body_bytes
+        too_large = ApiError(
+            413, "REQUEST_TOO_LARGE", f"the body is over the limit of {limit} bytes"
+        )
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large
+        parts, size = [], 0
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            parts.append(chunk)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+async def _chunks(receive) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ApiError(400, "BAD_REQUEST", "the client went away before its body arrived")
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
+
+
+def _header_value(names: list[str]) -> bytes:
+    """The ignored column names as a header value: printable ASCII only, bounded."""
+    text = ", ".join(names)[:_HEADER_CHARS]
+    return "".join(ch if " " <= ch <= "~" else "?" for ch in text).encode("ascii")
