@@ -68,3 +68,13 @@ def carnn_served(trained, tracking_uri, tmp_path_factory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("carnn-serve") / "serve.log"
     with carnn_server(result.model_uri, log, subprocess_env(tracking_uri)) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def carnn_image(trained, tracking_uri, tmp_path_factory):
+    """The project's Dockerfile built once with podman (offline) around the session's model."""
+    from tests.containers import project_image
+
+    _, result = trained
+    with project_image(result.model_uri, tmp_path_factory.mktemp("image")) as image:
+        yield image

@@ -202,6 +202,31 @@ def remove_image(name: str) -> None:
     podman("rmi", "--force", name, check=False, timeout=120)
 
 
+@dataclass(frozen=True)
+class Image:
+    name: str
+    build_s: float
+    mb: float
+
+
+@contextlib.contextmanager
+def project_image(model_uri: str, workdir: Path) -> Iterator[Image]:
+    """The project's Dockerfile built (offline) around ``model_uri`` as ``carnn export`` writes
+    it; the image is removed at the end."""
+    from carnn_pyfunc import cli
+
+    require_base()
+    model = workdir / "model"
+    if cli.main(["export", "--model-uri", model_uri, "--output", str(model)]) != 0:
+        raise RuntimeError(f"carnn export {model_uri} failed")
+    name = f"localhost/carnn-test:{uuid.uuid4().hex[:8]}"
+    build_s = offline_build(image_context(model, workdir / "context"), name)
+    try:
+        yield Image(name, build_s, image_mb(name))
+    finally:
+        remove_image(name)
+
+
 # -------------------------------------------------------------------------- containers
 def free_port() -> int:
     from carnn_pyfunc.processes import free_port as free
