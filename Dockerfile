@@ -36,8 +36,9 @@ COPY build/model/ model/
 
 USER 10001:10001
 EXPOSE 8080
+# GET /ping on CARNN_PORT; the Kubernetes liveness probe runs the same command.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=90s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request as r; r.urlopen('http://127.0.0.1:%s/ping' % os.environ['CARNN_PORT'], timeout=4)"]
+    CMD ["python", "-m", "carnn_pyfunc.healthcheck"]
 
 # Host, port, workers and the token come from CARNN_HOST, CARNN_PORT, CARNN_WORKERS and
 # CARNN_API_TOKEN.

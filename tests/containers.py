@@ -12,6 +12,7 @@ forbids the index, and run with ``--network none``: the Dockerfile itself is not
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.client
 import json
@@ -168,6 +169,12 @@ def require_base(tag: str = BASE) -> None:
 
 
 # ------------------------------------------------------------------------------ builds
+def dockerfile_healthcheck() -> list[str]:
+    """The Dockerfile HEALTHCHECK's CMD (continuation lines joined)."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    return json.loads(re.search(r"^HEALTHCHECK .*? CMD (\[.*\])$", text, re.M).group(1))
+
+
 def offline_build(context: Path, tag: str, *args: str, timeout: float = 900) -> float:
     """``podman build`` of ``context`` with no network: pip reads the wheelhouse through a pip
     config mounted only for the build (the image is what a normal build makes). Seconds."""
@@ -313,6 +320,42 @@ def running(
         yield container
     finally:
         podman("rm", "--force", "--time", "0", container.name, check=False)
+
+
+# --------------------------------------------------------------------------- kube play
+def create_kube_secret(name: str, data: dict[str, str]) -> None:
+    """A podman secret that ``podman kube play`` (4.3) hands to an env ``secretKeyRef``: a JSON
+    object of key -> base64 value (a Secret played from YAML is stored in a form its env lookup
+    cannot read: "not valid JSON")."""
+    encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+    proc = subprocess.run(
+        ["podman", "secret", "create", name, "-"],
+        input=json.dumps(encoded), env=env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise RuntimeError(f"podman secret create {name}: {proc.stderr}")
+
+
+def remove_secret(name: str) -> None:
+    podman("secret", "rm", name, check=False)
+
+
+@dataclass
+class Played:
+    """What ``podman kube play`` answered, and the pod's one container."""
+
+    proc: subprocess.CompletedProcess
+    container: Container
+
+
+@contextlib.contextmanager
+def kube_play(manifest: Path, container_name: str, port: int) -> Iterator[Played]:
+    """``podman kube play manifest``; the pods it made are always removed (``kube down``)."""
+    proc = podman("kube", "play", str(manifest), check=False, timeout=300)
+    try:
+        yield Played(proc, Container(container_name, port))
+    finally:
+        podman("kube", "down", str(manifest), check=False, timeout=120)
 
 
 def main(argv: list[str]) -> int:

@@ -82,7 +82,9 @@ def test_dockerfile_declares_a_non_root_image_serving_on_8080_with_a_healthcheck
     assert user[0].split(":")[0] not in ("root", "0")
     assert keywords.index("USER") > max(i for i, k in enumerate(keywords) if k == "RUN")
     healthcheck = next(args for kw, args in steps if kw == "HEALTHCHECK")
-    assert "/ping" in healthcheck
+    # GET /ping on CARNN_PORT (tests/test_kubernetes.py checks the probe itself)
+    probe = ["python", "-m", "carnn_pyfunc.healthcheck"]
+    assert json.loads(healthcheck.split(" CMD ", 1)[1]) == probe
     cmd = json.loads(next(args for kw, args in steps if kw == "CMD"))
     assert cmd[:2] == ["carnn", "serve"]
 
