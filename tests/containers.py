@@ -17,8 +17,10 @@ import contextlib
 import http.client
 import json
 import os
+import platform
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +28,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +42,14 @@ SUITE = "bookworm"  # python:3.11-slim is Debian 12; its python3 is 3.11
 PATH_ENV = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SLIM_EXCLUDED = ("doc", "man", "info", "locale", "groff", "lintian", "linda")
 EXTRA_CA_DIR = Path("/usr/local/share/ca-certificates")  # the host's own CA certificates
+
+MLFLOW_BASE_CONTAINERFILE = """FROM {base}
+RUN apt-get update && apt-get install -y --no-install-recommends nginx \\
+    && rm -rf /var/lib/apt/lists/* /etc/apt/sources.list /etc/apt/sources.list.d/*
+COPY wheels/ /wheels/
+RUN printf '[global]\\nno-index = true\\nfind-links = /wheels\\n' > /etc/pip.conf
+LABEL carnn.test-base=mlflow-offline
+"""
 
 # What a build's RUN steps read: the wheelhouse, never the index (mounted only during the build).
 OFFLINE_PIP_CONF = "[global]\nno-index = true\nfind-links = /wheels\n"
@@ -159,6 +170,44 @@ def ensure_base(tag: str = BASE) -> bool:
     return True
 
 
+def mlflow_base_tag() -> str:
+    """The base `mlflow models build-docker` asks for: python:<the model's Python>-slim."""
+    return f"docker.io/library/python:{platform.python_version()}-slim"
+
+
+def mlflow_wheels(dest: Path) -> None:
+    """What MLflow's generated Dockerfile installs, as wheels: mlflow itself, the model's
+    build dependencies (this environment's pip, setuptools, wheel: what MLflow records) and
+    requirements, and gunicorn[gevent] (downloaded: this needs the package index)."""
+    from carnn_pyfunc.versions import model_requirements
+
+    pins = [f"mlflow=={metadata.version('mlflow')}", "gunicorn[gevent]"]
+    pins += [f"{tool}=={metadata.version(tool)}" for tool in ("pip", "setuptools", "wheel")]
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(dest),
+         "--only-binary", ":all:", *pins, *model_requirements()],
+        check=True, timeout=1200,
+    )  # fmt: skip
+
+
+def ensure_mlflow_base(tag: str | None = None) -> bool:
+    """A stand-in for python:3.11.X-slim on which `mlflow models build-docker --env-manager
+    local` builds offline: nginx already installed and no package sources (its `apt-get update`
+    and `apt-get install nginx` find nothing to do), pip reading a wheelhouse inside the image.
+    Test-only: made from the python:3.11-slim stand-in; False when it was there."""
+    tag = tag or mlflow_base_tag()
+    if image_exists(tag):
+        return False
+    require_base()
+    with tempfile.TemporaryDirectory(prefix="carnn-mlflow-base-") as tmp:
+        context = Path(tmp)
+        mlflow_wheels(context / "wheels")
+        (context / "Containerfile").write_text(MLFLOW_BASE_CONTAINERFILE.format(base=BASE))
+        podman("build", "--pull=never", "--format", "docker", "--tag", tag, str(context),
+               timeout=900)  # fmt: skip
+    return True
+
+
 def require_base(tag: str = BASE) -> None:
     """Fail loudly (no skip) when the base is missing: the tests do not use the network."""
     if not image_exists(tag):
@@ -232,6 +281,46 @@ def project_image(model_uri: str, workdir: Path) -> Iterator[Image]:
         yield Image(name, build_s, image_mb(name))
     finally:
         remove_image(name)
+
+
+@contextlib.contextmanager
+def docker_socket(workdir: Path, within_s: float = 60) -> Iterator[str]:
+    """podman's Docker-compatible API (``podman system service``) on a Unix socket of our own
+    until the block ends; yields the DOCKER_HOST value for docker clients (and MLflow)."""
+    socket_path = workdir / "podman.sock"
+    with open(workdir / "podman-service.log", "wb") as log:
+        service = subprocess.Popen(
+            ["podman", "system", "service", "--time=0", f"unix://{socket_path}"],
+            env=env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + within_s
+        while not _docker_pings(socket_path):
+            if service.poll() is not None or time.monotonic() > deadline:
+                log_text = (workdir / "podman-service.log").read_text(errors="replace")
+                raise RuntimeError(f"podman system service did not answer:\n{log_text[-2000:]}")
+            time.sleep(0.1)
+        yield f"unix://{socket_path}"
+    finally:
+        service.terminate()
+        try:
+            service.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            service.kill()
+            service.wait()
+
+
+def _docker_pings(socket_path: Path) -> bool:
+    """GET /_ping on the Docker API's Unix socket answers OK."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(2)
+            sock.connect(str(socket_path))
+            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: podman\r\n\r\n")
+            status_line = sock.recv(4096).split(b"\r\n", 1)[0]
+            return status_line.startswith(b"HTTP/1.") and status_line.split()[1:2] == [b"200"]
+    except OSError:
+        return False
 
 
 # -------------------------------------------------------------------------- containers
@@ -362,8 +451,9 @@ def main(argv: list[str]) -> int:
     if argv[1:] != ["provision"]:
         print(__doc__)
         return 2
-    made = ensure_base()
-    print(f"{BASE}: {'made' if made else 'present'}, {image_mb(BASE):.0f} MB")
+    for tag, ensure in ((BASE, ensure_base), (mlflow_base_tag(), ensure_mlflow_base)):
+        made = ensure()
+        print(f"{tag}: {'made' if made else 'present'}, {image_mb(tag):.0f} MB")
     return 0
 
 
