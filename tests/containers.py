@@ -369,6 +369,17 @@ class Container:
     def running(self) -> bool:
         return self.inspect()["State"]["Running"]
 
+    def wait_for_log(self, line: str, times: int = 1, within_s: float = 60) -> float:
+        """Wait until ``line`` is in the log ``times`` times; seconds waited."""
+        start = time.perf_counter()
+        while (seen := self.logs().count(line)) < times:
+            if not self.running():
+                raise RuntimeError(f"{self.name} exited:\n{self.logs()[-3000:]}")
+            if time.perf_counter() - start > within_s:
+                raise RuntimeError(f"{line!r} {seen} times in {within_s:.0f} s in {self.name}")
+            time.sleep(0.1)
+        return time.perf_counter() - start
+
 
 def wait_ready(
     container: Container, deadline_s: float = 120, path: str = "/ping", start: float | None = None
@@ -409,6 +420,39 @@ def running(
         yield container
     finally:
         podman("rm", "--force", "--time", "0", container.name, check=False)
+
+
+# Inside a container: every process's command, parent, resident memory, and which libraries of
+# the model stack its address space maps.
+_PROCESSES = """
+import json, os
+stack = %r
+out = []
+for pid in sorted(int(p) for p in os.listdir("/proc") if p.isdigit()):
+    if pid == os.getpid():
+        continue
+    try:
+        cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\\0", b" ").decode().strip()
+        status = dict(l.split(":", 1) for l in open(f"/proc/{pid}/status") if ":" in l)
+        maps = open(f"/proc/{pid}/maps").read()
+        rollup = dict(l.split(":", 1) for l in open(f"/proc/{pid}/smaps_rollup") if ":" in l)
+    except OSError:
+        continue
+    out.append({"pid": pid, "ppid": int(status["PPid"]), "cmd": cmd,
+                "rss_mb": int(rollup["Rss"].split()[0]) / 1024,
+                "pss_mb": int(rollup["Pss"].split()[0]) / 1024,
+                "maps": sorted(s for s in stack if s in maps)})
+print(json.dumps(out))
+"""
+
+
+def processes(container: Container, libraries: tuple[str, ...] = ()) -> list[dict]:
+    """Every process in ``container``: pid, ppid, cmd, rss_mb, pss_mb, and which of
+    ``libraries`` (substrings of mapped file names) its address space maps."""
+    proc = container.exec("python", "-c", _PROCESSES % (libraries,))
+    if proc.returncode != 0:
+        raise RuntimeError(f"reading {container.name}'s processes: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout)
 
 
 # --------------------------------------------------------------------------- kube play

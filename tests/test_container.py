@@ -35,29 +35,6 @@ DEPLOYED_ENV = {"CARNN_API_TOKEN": f"{TOKEN}\n", "CARNN_REQUIRE_AUTH": "true"}  
 # tells that it is absent too).
 MODEL_STACK = ("pandas", "numpy", "pyarrow", "litert", "msgspec")
 
-# Inside a container: every process's command, parent, resident memory, and which libraries of
-# the model stack its address space maps.
-PROCESSES = """
-import json, os
-stack = %r
-out = []
-for pid in sorted(int(p) for p in os.listdir("/proc") if p.isdigit()):
-    if pid == os.getpid():
-        continue
-    try:
-        cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\\0", b" ").decode().strip()
-        status = dict(l.split(":", 1) for l in open(f"/proc/{pid}/status") if ":" in l)
-        maps = open(f"/proc/{pid}/maps").read()
-        rollup = dict(l.split(":", 1) for l in open(f"/proc/{pid}/smaps_rollup") if ":" in l)
-    except OSError:
-        continue
-    out.append({"pid": pid, "ppid": int(status["PPid"]), "cmd": cmd,
-                "rss_mb": int(rollup["Rss"].split()[0]) / 1024,
-                "pss_mb": int(rollup["Pss"].split()[0]) / 1024,
-                "maps": sorted(s for s in stack if s in maps)})
-print(json.dumps(out))
-"""
-
 # Inside a container with several workers: /invocations answers counted per worker process, from
 # the Prometheus files each worker writes (PROMETHEUS_MULTIPROC_DIR, under /tmp).
 ANSWERS_PER_WORKER = """
@@ -93,12 +70,6 @@ def invoke(url: str, body: bytes | dict, headers: dict | None = None) -> request
         headers={"Content-Type": "application/json", **(headers or {})},
         timeout=120,
     )
-
-
-def processes(container: containers.Container) -> list[dict]:
-    proc = container.exec("python", "-c", PROCESSES % (MODEL_STACK,))
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +128,7 @@ def test_auth_is_on_with_the_token_from_the_environment(deployed):
 def test_healthy_non_root_and_read_only(deployed):
     assert deployed.healthcheck() == "healthy"
     assert deployed.exec("id", "-u").stdout.strip() == "10001"
-    (server,) = [p for p in processes(deployed) if p["pid"] == 1]
+    (server,) = [p for p in containers.processes(deployed, MODEL_STACK) if p["pid"] == 1]
     assert server["cmd"].split()[1:3] == ["/usr/local/bin/carnn", "serve"]
     status = deployed.exec("cat", "/proc/1/status").stdout
     uids = next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1:]
@@ -186,14 +157,14 @@ def test_a_missing_token_stops_the_service_when_auth_is_required(carnn_image):
 def test_two_workers_both_answer_and_the_supervisor_holds_no_model(carnn_image):
     env = {**DEPLOYED_ENV, "CARNN_WORKERS": "2"}
     with containers.running(carnn_image.name, *AS_DEPLOYED, env_vars=env) as container:
-        wait_for_log(container, "Application startup complete.", times=2)  # each worker's
+        container.wait_for_log("Application startup complete.", times=2)  # each worker's
         sent = 300
         statuses = fresh_connection_load(container.port, sent, threads=8)
         assert statuses == {200: sent}
         per_worker = container.exec("python", "-c", ANSWERS_PER_WORKER)
         assert per_worker.returncode == 0, per_worker.stderr
         answered = {int(pid): n for pid, n in json.loads(per_worker.stdout).items()}
-        table = processes(container)
+        table = containers.processes(container, MODEL_STACK)
         log = container.logs()
     assert "Child process died" not in log
     workers = [p for p in table if p["ppid"] == 1 and "spawn_main" in p["cmd"]]
@@ -211,14 +182,6 @@ def test_two_workers_both_answer_and_the_supervisor_holds_no_model(carnn_image):
         + ", ".join(f"{w['rss_mb']:.0f} MB RSS ({w['pss_mb']:.0f} PSS)" for w in workers)
         + f"; answers per worker {sorted(answered.values())}"
     )
-
-
-def wait_for_log(container: containers.Container, line: str, times: int, within_s: float = 60):
-    deadline = time.monotonic() + within_s
-    while (seen := container.logs().count(line)) < times:
-        assert container.running(), container.logs()[-3000:]
-        assert time.monotonic() < deadline, f"{line!r} {seen} times in {within_s:.0f} s"
-        time.sleep(0.2)
 
 
 def fresh_connection_load(port: int, total: int, threads: int) -> dict[int, int]:
