@@ -292,6 +292,7 @@ def measure_image(paths: dict[str, Path], workdir: Path, duration: float) -> dic
 
 def run(workdir: Path, duration: float, rounds: int, batch_rows_10m: bool = False) -> dict:
     import batch_bench  # beside this file
+    import http_bench
     import mlflow
     import numpy as np
 
@@ -312,6 +313,7 @@ def run(workdir: Path, duration: float, rounds: int, batch_rows_10m: bool = Fals
     del loaded
 
     served = measure_served(paths, workdir, duration, rounds)
+    http = http_bench.run(str(paths["carnn"]), workdir, duration, rounds)
     image = measure_image(paths, workdir, duration)
     batch = batch_bench.run(str(paths["carnn"]), workdir, batch_rows_10m)
     rps8 = {k: v["c8"]["rps"] for k, v in served.items()}
@@ -334,12 +336,15 @@ def run(workdir: Path, duration: float, rounds: int, batch_rows_10m: bool = Fals
         "predict": own,
         "pyfunc_predict": predict,
         "served": served,
+        **http,
         **batch,
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
     }
 
 
 def report(results: dict) -> str:
+    import http_bench  # beside this file
+
     lines = []
     for key, title in (
         ("predict", "The model's own `predict` (`unwrap_python_model().predict`)"),
@@ -395,7 +400,7 @@ def report(results: dict) -> str:
     ]
     import batch_bench  # beside this file
 
-    return "\n".join([*lines, *batch_bench.report(results)])
+    return "\n".join([*lines, *http_bench.report(results), *batch_bench.report(results)])
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@
 - ``validation``: read a batch's columns (strict types), check every value.
 - ``names``: maker and engine flags from the car name, remembered in a bounded table.
 - ``rows``: row-by-row validation for batches (an error line per bad row, none fails the rest).
+- ``fast``: a few JSON records validated and encoded with Python scalars (the served one-car
+  request), bit for bit what the vectorised path computes.
 - ``encoder``: :class:`FeatureContract`, the fitted state and ``transform``.
 - ``fitting``: fit on the training split; save and load the state.
 

@@ -53,6 +53,8 @@ def check_columns(names: Iterable[object], *, ordered: bool = True) -> list[str]
     """The ignored columns of a batch with these column names (sorted); InvalidRecordError naming
     the column for a duplicate (``ordered``: the names are a table's header, where a repeat is a
     duplicate) or a near miss of a field name."""
+    if not ordered and isinstance(names, set | frozenset) and names <= _KNOWN:
+        return []  # the common case: only field names
     names = [str(n) for n in names]
     if ordered:
         twice = [name for name, count in Counter(names).items() if count > 1]

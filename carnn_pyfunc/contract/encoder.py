@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from carnn_pyfunc.contract import fast
 from carnn_pyfunc.contract.fields import NUMERIC_FIELDS, ORIGINS
 from carnn_pyfunc.contract.names import MAKER_ALIASES, NAME_FLAGS, NameEncoder, NotAName
 from carnn_pyfunc.contract.rows import row_problems
@@ -102,6 +103,14 @@ class FeatureContract:
             "_shift": np.asarray(self.shift, dtype=np.float64),
             "_origin_freq": np.asarray(self.origin_frequencies, dtype=np.float32),
         }
+        # the same numbers as Python scalars, for the few-records path (contract.fast)
+        hot |= {
+            "_n_features": self.n_features,
+            "_scale_list": hot["_scale"].tolist(),
+            "_shift_list": hot["_shift"].tolist(),
+            "_year_list": year_position.tolist(),
+            "_origin_freq_list": hot["_origin_freq"].tolist(),
+        }
         for name, value in hot.items():
             object.__setattr__(self, name, value)
 
@@ -110,6 +119,10 @@ class FeatureContract:
 
         Raises ``InvalidRecordError`` naming the field, the first bad row and what was expected.
         """
+        if type(records) is list and 0 < len(records) <= fast.MAX_ROWS:
+            features = fast.transform_few(self, records)  # None: the vectorised path decides
+            if features is not None:
+                return features
         numbers, names = read_columns(records)
         check_values(numbers)
         maker, flags = self._encode_names(names, len(numbers))

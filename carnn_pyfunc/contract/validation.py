@@ -146,6 +146,14 @@ def as_number(value: object, *, text: bool = True) -> float | None:
         return None
 
 
+def bounds() -> tuple[list[float], list[float], list[bool], list[bool]]:
+    """Per field of :data:`NUMBERS`, as Python scalars: the inclusive low and high bounds,
+    whether null is allowed, whether a whole number is expected (what :func:`bad_values`
+    checks, for the few-records path)."""
+    whole = [j in _WHOLE for j in range(len(NUMBERS))]
+    return _LOW.tolist(), _HIGH.tolist(), _NULL_ALLOWED.tolist(), whole
+
+
 def bad_values(numbers: np.ndarray) -> np.ndarray:
     """A (rows, fields) mask of the values that are not valid: out of range, null where
     required, fractional where a whole number is expected."""

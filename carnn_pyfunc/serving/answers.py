@@ -21,21 +21,27 @@ def _plain(value: object) -> object:
 _encode = msgspec.json.Encoder(enc_hook=_plain).encode
 
 
-def column_values(column: pd.Series) -> list:
+def column_values(column) -> list:
     """A column as plain Python values (NaN for missing floats, None for other missing)."""
+    if isinstance(column, list):
+        return column
+    if isinstance(column, np.ndarray) and column.dtype.kind == "f":
+        return column.tolist()
+    column = pd.Series(column)
     if column.dtype.kind == "f":
         return column.to_numpy(dtype=np.float64).tolist()
     return column.to_numpy(dtype=object, na_value=None).tolist()
 
 
-def encode_predictions(frame: pd.DataFrame) -> bytes:
-    names = [str(c) for c in frame.columns]
-    columns = [column_values(frame[c]) for c in frame.columns]
+def encode_predictions(columns: dict) -> bytes:
+    """``{"predictions": [...]}`` of the model's answer (columns: name -> values)."""
+    names = list(columns)
+    values = [column_values(v) for v in columns.values()]
     if len(names) == 1:
-        (name,), (values,) = names, columns
-        rows = [{name: v} for v in values]
+        (name,), (only,) = names, values
+        rows = [{name: v} for v in only]
     else:
-        rows = [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+        rows = [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
     return _encode({"predictions": rows})
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 from starlette.responses import Response
 
@@ -36,7 +37,7 @@ class Scorer(Protocol):
 
     async def work(self, job: Callable[[], Any], body: bytes) -> Any: ...
 
-    def score(self, records: Any, params: dict | None) -> pd.DataFrame: ...
+    def score(self, records: Any, params: dict | None) -> dict: ...
 
 
 async def score(service: Scorer, content_type: str | None, body: bytes) -> Response:
@@ -66,16 +67,18 @@ async def score(service: Scorer, content_type: str | None, body: bytes) -> Respo
     return Response(text, media_type="text/csv; charset=utf-8", headers=headers)
 
 
-def scored_csv(given: pd.DataFrame, answer: pd.DataFrame) -> tuple[str, list[str]]:
+def scored_csv(given: pd.DataFrame, answer: dict) -> tuple[str, list[str]]:
     """The input rows with ``mpg`` (two decimals; empty for a failed row) and ``error``
     appended, and the field each failed row names. Input columns already called ``mpg`` or
-    ``error`` are kept, renamed ``mpg_given`` / ``error_given``."""
-    if len(given) != len(answer):  # the model answers every row or raises; never silently less
-        raise RuntimeError(f"the model answered {len(answer)} rows for {len(given)}")
+    ``error`` are kept, renamed ``mpg_given`` / ``error_given``. ``answer``: the model's
+    columns."""
+    mpg = np.asarray(answer[MPG], dtype=np.float64)
+    if len(given) != len(mpg):  # the model answers every row or raises; never silently less
+        raise RuntimeError(f"the model answered {len(mpg)} rows for {len(given)}")
     out = given.rename(columns={c: f"{c}_given" for c in (MPG, ERROR) if c in given.columns})
-    out[MPG] = answer[MPG].to_numpy()
+    out[MPG] = mpg
     # a model version from before row-by-row scoring has no error column: it raises instead
-    errors = answer[ERROR] if ERROR in answer.columns else pd.Series([None] * len(answer))
+    errors = pd.Series(answer.get(ERROR, [None] * len(mpg)), dtype=object)
     out[ERROR] = errors.to_numpy()
     failed = [_field_of(line) for line in errors.dropna()]
     return out.to_csv(index=False, float_format="%.2f", lineterminator="\n"), failed

@@ -1,8 +1,9 @@
 """The served model: loaded by MLflow's pyfunc loader, described for /model, called per request.
 
 The carnn pyfunc validates every record itself (the contract is stricter than the signature),
-so requests call the loaded Python model's own ``predict`` and skip MLflow's second schema
-enforcement pass (~0.5 ms a call); any other pyfunc goes through ``PyFuncModel.predict``.
+so requests call the loaded Python model's own ``answer`` (``predict``'s columns, without a
+DataFrame or MLflow's wrappers around ``predict``: schema enforcement and type-hint checks);
+any other pyfunc goes through ``PyFuncModel.predict``.
 """
 
 from __future__ import annotations
@@ -35,11 +36,17 @@ class LoadedModel:
         except MlflowException:  # not a PythonModel: MLflow's own predict path
             self._python_model = None
 
-    def predict(self, records: list[dict] | pd.DataFrame, params: dict | None) -> pd.DataFrame:
+    def answer(self, records: list[dict] | pd.DataFrame, params: dict | None) -> dict[str, Any]:
+        """The model's answer as columns (name -> array or list, one value per record)."""
+        answer = getattr(self._python_model, "answer", None)
+        if answer is not None:  # the carnn model: its own columns, no DataFrame in between
+            return answer(records, params)
         if self._python_model is not None:
-            return self._python_model.predict(None, records, params)
-        frame = records if isinstance(records, pd.DataFrame) else pd.DataFrame(records)
-        return self.pyfunc.predict(frame, params=params)
+            frame = self._python_model.predict(None, records, params)
+        else:
+            frame = records if isinstance(records, pd.DataFrame) else pd.DataFrame(records)
+            frame = self.pyfunc.predict(frame, params=params)
+        return {str(c): frame[c] for c in frame.columns}
 
     @property
     def makers(self) -> tuple[str, ...]:
