@@ -292,6 +292,7 @@ def measure_image(paths: dict[str, Path], workdir: Path, duration: float) -> dic
 
 def run(workdir: Path, duration: float, rounds: int, batch_rows_10m: bool = False) -> dict:
     import batch_bench  # beside this file
+    import container_bench
     import http_bench
     import mlflow
     import numpy as np
@@ -316,6 +317,7 @@ def run(workdir: Path, duration: float, rounds: int, batch_rows_10m: bool = Fals
     http = http_bench.run(str(paths["carnn"]), workdir, duration, rounds)
     image = measure_image(paths, workdir, duration)
     batch = batch_bench.run(str(paths["carnn"]), workdir, batch_rows_10m)
+    container = container_bench.measure(str(paths["carnn"]), workdir)  # the image, under podman
     rps8 = {k: v["c8"]["rps"] for k, v in served.items()}
     return {
         "image_env_mb": image["env_mb"],
@@ -338,6 +340,7 @@ def run(workdir: Path, duration: float, rounds: int, batch_rows_10m: bool = Fals
         "served": served,
         **http,
         **batch,
+        **container,
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
     }
 
@@ -399,8 +402,10 @@ def report(results: dict) -> str:
         f"- load generator: {tool}",
     ]
     import batch_bench  # beside this file
+    import container_bench
 
-    return "\n".join([*lines, *http_bench.report(results), *batch_bench.report(results)])
+    reports = [*http_bench.report(results), *batch_bench.report(results)]
+    return "\n".join([*lines, *reports, *container_bench.report(results)])
 
 
 if __name__ == "__main__":
