@@ -1,9 +1,10 @@
 """Containers for the slow tier: podman (Debian's packages, root, runc), a local stand-in for
 ``python:3.11-slim``, the project's image built offline, and containers that are always removed.
 
-No image registry is reachable here, so the base images are made once with debootstrap from the
-Debian mirror apt uses (``provision``: the one step that needs the network, run by ``.ci/run``
-like its apt-get; the tests then only check that the bases exist). Builds read pip packages from
+No image registry is reachable here, so the base images are made once (``provision``, run by
+``.ci/run`` like its apt-get: the only steps that use the network, debootstrap and apt from the
+Debian mirror apt uses and pip download for MLflow's image; the tests only check that the bases
+exist and fail when they do not). Builds read pip packages from
 the wheelhouse ``make dev`` downloads, mounted read-only into the build with a pip config that
 forbids the index, and run with ``--network none``: the Dockerfile itself is not changed.
 
@@ -109,37 +110,42 @@ def make_rootfs(rootfs: Path) -> None:
          SUITE, str(rootfs), debian_mirror()],
         check=True, capture_output=True, timeout=900,
     )  # fmt: skip
-    local_bin = rootfs / "usr" / "local" / "bin"
-    for name, target in (("python", "python3"), ("python3", "python3"), ("pip", "pip3"),
-                         ("pip3", "pip3")):  # fmt: skip
-        (local_bin / name).symlink_to(f"/usr/bin/{target}")
+    for name in ("python", "python3", "pip", "pip3"):  # where python:3.11-slim has them
+        target = "python3" if name.startswith("python") else "pip3"
+        (rootfs / "usr" / "local" / "bin" / name).symlink_to(f"/usr/bin/{target}")
     for marker in rootfs.glob("usr/lib/python3*/EXTERNALLY-MANAGED"):
         marker.unlink()
     # HTTPS from inside a container needs the host's extra CAs (an egress proxy signs with them).
     for cert in EXTRA_CA_DIR.glob("*.crt"):
         shutil.copy2(cert, rootfs / "usr" / "local" / "share" / "ca-certificates" / cert.name)
-    subprocess.run(["chroot", str(rootfs), "update-ca-certificates"], check=True,
-                   capture_output=True)  # fmt: skip
+    update = ["chroot", str(rootfs), "update-ca-certificates"]
+    subprocess.run(update, check=True, capture_output=True)
     for cache in rootfs.rglob("__pycache__"):
         shutil.rmtree(cache, ignore_errors=True)
     # Slim as Debian's -slim images are: no manuals, docs (copyright kept), translations.
-    slim = rootfs / "etc" / "dpkg" / "dpkg.cfg.d" / "docker-slim"
-    slim.write_text("".join(f"path-exclude /usr/share/{d}/*\n" for d in SLIM_EXCLUDED)
-                    + "path-include /usr/share/doc/*/copyright\n")  # fmt: skip
+    excludes = [f"path-exclude /usr/share/{folder}/*" for folder in SLIM_EXCLUDED]
+    (rootfs / "etc" / "dpkg" / "dpkg.cfg.d" / "docker-slim").write_text(
+        "\n".join([*excludes, "path-include /usr/share/doc/*/copyright", ""])
+    )
     for folder in SLIM_EXCLUDED:
         for path in (rootfs / "usr" / "share" / folder).glob("*"):
-            if folder == "doc" and path.is_dir():
+            if folder == "doc" and path.is_dir() and not path.is_symlink():
                 for item in path.iterdir():
                     if item.name != "copyright":
-                        shutil.rmtree(item) if item.is_dir() else item.unlink()
-            elif path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
+                        _remove(item)
             else:
-                path.unlink()
+                _remove(path)
     for pattern in ("var/lib/apt/lists/*", "var/cache/apt/*.bin", "var/cache/apt/archives/*.deb"):
         for path in rootfs.glob(pattern):
             if path.is_file():
                 path.unlink()
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
 
 
 def import_rootfs(rootfs: Path, tag: str, *tags: str) -> None:
@@ -287,7 +293,8 @@ def project_image(model_uri: str, workdir: Path) -> Iterator[Image]:
 def docker_socket(workdir: Path, within_s: float = 60) -> Iterator[str]:
     """podman's Docker-compatible API (``podman system service``) on a Unix socket of our own
     until the block ends; yields the DOCKER_HOST value for docker clients (and MLflow)."""
-    socket_path = workdir / "podman.sock"
+    # A short path of its own: a Unix socket's path holds at most 107 bytes.
+    socket_path = Path(tempfile.mkdtemp(prefix="carnn-sock-")) / "podman.sock"
     with open(workdir / "podman-service.log", "wb") as log:
         service = subprocess.Popen(
             ["podman", "system", "service", "--time=0", f"unix://{socket_path}"],
@@ -308,6 +315,7 @@ def docker_socket(workdir: Path, within_s: float = 60) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             service.kill()
             service.wait()
+        shutil.rmtree(socket_path.parent, ignore_errors=True)
 
 
 def _docker_pings(socket_path: Path) -> bool:
