@@ -18,7 +18,8 @@ SUBPACKAGES = ("contract", "model", "training", "registry", "cli", "team", "batc
 ALLOWED = {
     "contract": {"versions"},
     "model": {"contract", "config", "versions", "data"},
-    "training": {"contract", "model", "config", "data", "metrics", "versions"},
+    "training": {"contract", "model", "config", "data", "metrics", "versions", "monitoring"},
+    "monitoring": {"contract", "data", "metrics"},
     "registry": {"data", "metrics", "processes"},
     "team": {"processes"},
     "batch": {"contract"},

@@ -108,6 +108,7 @@ def test_model_is_logged_from_code_with_its_artifacts_and_pins(model_dir):
         "forward": "artifacts/model.tflite",
         "contract": "artifacts/contract.json",
         "calibration": "artifacts/calibration.json",
+        "profile": "artifacts/profile.json",  # the reference profile (monitoring)
     }
     requirements = Path(model_dir, "requirements.txt").read_text().split()
     for pin in model_requirements():

@@ -78,6 +78,18 @@ def option(*decls: str, **attrs):
     default=Settings.timeout_s,
     help="seconds a prediction may take before a 504",
 )
+@option(
+    "--prediction-log",
+    default=None,
+    help="log every scored row under this root: a folder or a filesystem URI (s3://, gs://, "
+    "hdfs://); also where POST /feedback stores true MPG figures",
+)
+@option(
+    "--prediction-log-sample",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=1.0,
+    help="the share of requests logged",
+)
 @option("--access-log/--no-access-log", default=False)
 def serve(
     model_uri: str,
@@ -92,6 +104,8 @@ def serve(
     max_rows: int,
     max_in_flight: int,
     timeout: float,
+    prediction_log: str | None,
+    prediction_log_sample: float,
     access_log: bool,
 ) -> None:
     """Serve a model over HTTP: POST /invocations as `mlflow models serve`, and more."""
@@ -108,6 +122,8 @@ def serve(
             max_rows=max_rows,
             max_in_flight=max_in_flight,
             timeout_s=timeout,
+            prediction_log=prediction_log,
+            prediction_log_sample=prediction_log_sample,
         )
     except MissingSecret as err:
         raise click.UsageError(str(err)) from None

@@ -30,6 +30,7 @@ from carnn_pyfunc.model.pyfunc import (
     FORWARD_ARTIFACT,
     NETWORK_ARTIFACT,
     OUTPUT_COLUMN,
+    PROFILE_ARTIFACT,
 )
 from carnn_pyfunc.versions import model_requirements
 
@@ -78,6 +79,7 @@ def log_carnn_model(
     check_features: np.ndarray,
     input_example: pd.DataFrame,
     registered_model_name: str | None,
+    profile: dict | None = None,
 ) -> ModelInfo:
     """Log the pyfunc model in the active run (and register it when a name is given), after
     checking that the flatbuffer answers like the network on ``check_features``."""
@@ -89,6 +91,10 @@ def log_carnn_model(
             CONTRACT_ARTIFACT: Path(tmp) / "contract.json",
             CALIBRATION_ARTIFACT: Path(tmp) / "calibration.json",
         }
+        if profile is not None:  # the reference profile monitoring compares served inputs with
+            artifacts[PROFILE_ARTIFACT] = Path(tmp) / "profile.json"
+            artifacts[PROFILE_ARTIFACT].write_text(json.dumps(profile, indent=1) + "\n")
+            mlflow.log_artifact(str(artifacts[PROFILE_ARTIFACT]))
         network.save(artifacts[NETWORK_ARTIFACT])
         scores = {"method": "split conformal, log residuals", "scores": calibration.log.tolist()}
         artifacts[CALIBRATION_ARTIFACT].write_text(json.dumps(scores) + "\n")

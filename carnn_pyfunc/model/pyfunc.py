@@ -41,6 +41,7 @@ NETWORK_ARTIFACT = "network"  # model.keras: the network itself (loads where Ten
 FORWARD_ARTIFACT = "forward"  # model.tflite: the same network compiled for serving
 CONTRACT_ARTIFACT = "contract"  # contract.json: the fitted feature contract
 CALIBRATION_ARTIFACT = "calibration"  # calibration.json: the intervals' conformal scores
+PROFILE_ARTIFACT = "profile"  # profile.json: the training distribution (monitoring); optional
 OUTPUT_COLUMN = "mpg"
 ERROR_COLUMN = "error"  # with params {"errors": "column"}: the reason a row has no MPG
 ERRORS_PARAM, ERRORS_MODES = "errors", ("raise", "column")
@@ -60,6 +61,8 @@ class CarnnModel(PythonModel):
         self.contract = load_contract(artifacts[CONTRACT_ARTIFACT])
         calibration = json.loads(Path(artifacts[CALIBRATION_ARTIFACT]).read_text())
         self.calibration = np.asarray(calibration["scores"], dtype=np.float64)
+        profile = artifacts.get(PROFILE_ARTIFACT)  # models logged before monitoring have none
+        self.profile = json.loads(Path(profile).read_text()) if profile else None
         drift = {
             lib: (trained, installed)
             for lib, installed in library_versions().items()

@@ -10,6 +10,8 @@ assets are public (they hold no data and no token: the page asks its user for th
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -21,10 +23,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from carnn_pyfunc.serving import csv_scoring, openapi, page
+from carnn_pyfunc.monitoring.prediction_log import ModelId, PredictionLog
+from carnn_pyfunc.serving import csv_scoring, feedback, openapi, page
+from carnn_pyfunc.serving.answers import encode
 from carnn_pyfunc.serving.errors import ApiError
 from carnn_pyfunc.serving.loaded import LoadedModel, load
 from carnn_pyfunc.serving.metrics import ServiceMetrics
+from carnn_pyfunc.serving.observe import Observer, training_ranges
 from carnn_pyfunc.serving.scoring import IGNORED_HEADER, PATH, Scoring, error_headers, metric_field
 from carnn_pyfunc.serving.settings import Settings
 
@@ -44,6 +49,20 @@ class Service:
         self.openapi = openapi.document(auth=settings.token is not None)
         self.page = page.render(info, makers=model.makers, auth=settings.token is not None)
         self.scoring = Scoring(model, settings, self.metrics)
+        self.scoring.observer = self.observer = observer_for(model, settings, self.metrics)
+
+    async def feedback(self, request: Request) -> Response:
+        chunks = request.stream()
+        body = await self.scoring.read_body(chunks, request.headers.get("content-length", ""))
+        labels = feedback.parse_labels(body)
+        written = await asyncio.to_thread(feedback.store, self.settings.prediction_log, labels)
+        self.metrics.labels.inc(written)
+        return Response(encode({"accepted": written}), media_type="application/json")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app):
+        yield
+        await asyncio.to_thread(self.observer.close)  # the log's last rows, at shutdown
 
     def route(
         self, path: str, handler: Handler, *, methods=("GET",), auth=False, limited=False
@@ -120,6 +139,7 @@ class Service:
             self.route("/", self.index),
             self.route("/static/{name}", page.static_file),
             self.route("/score.csv", self.score_csv, methods=("POST",), auth=True, limited=True),
+            self.route("/feedback", self.feedback, methods=("POST",), auth=True, limited=True),
         ]
 
 
@@ -129,13 +149,30 @@ class App:
 
     def __init__(self, service: Service) -> None:
         self.service, self.scoring = service, service.scoring
-        self.routes = Starlette(routes=service.routes())
+        self.routes = Starlette(routes=service.routes(), lifespan=service.lifespan)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http" and scope["path"] == PATH:
             await self.scoring(scope, receive, send)
         else:
             await self.routes(scope, receive, send)
+
+
+def observer_for(model: LoadedModel, settings: Settings, metrics: ServiceMetrics) -> Observer:
+    """Live signals always; the prediction log when ``settings`` name one."""
+    contract = getattr(model.python_model, "contract", None)
+    ranges = training_ranges(contract) if contract is not None else {}
+    log = None
+    if settings.prediction_log:
+        info = model.info
+        log = PredictionLog(
+            settings.prediction_log,
+            ModelId(info.get("name"), info.get("version"), info.get("run_id")),
+            sample=settings.prediction_log_sample,
+            on_written=metrics.log_written.inc,
+            on_dropped=metrics.log_dropped.inc,
+        )
+    return Observer(metrics, ranges, log)
 
 
 def create_app(settings: Settings, model: LoadedModel | None = None):

@@ -9,6 +9,7 @@ CSV, a missing required column) gets the API's 4xx error instead.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -18,6 +19,7 @@ from starlette.responses import Response
 
 from carnn_pyfunc.contract import INPUT_FIELDS, InvalidRecordError
 from carnn_pyfunc.contract.columns import check_columns
+from carnn_pyfunc.monitoring.prediction_log import Entry, new_request_id
 from carnn_pyfunc.serving.errors import ApiError, invalid_records
 from carnn_pyfunc.serving.metrics import ServiceMetrics
 from carnn_pyfunc.serving.protocol import CSV, as_records, media_type, read_csv
@@ -34,6 +36,8 @@ class Scorer(Protocol):
 
     metrics: ServiceMetrics
     settings: Settings
+    observer: Any
+    role: str
 
     async def work(self, job: Callable[[], Any], body: bytes) -> Any: ...
 
@@ -53,9 +57,15 @@ async def score(service: Scorer, content_type: str | None, body: bytes) -> Respo
             raise invalid_records(err) from None
         answer = service.score(check, ROW_BY_ROW)
         text, failed = scored_csv(given, answer)
-        return text, len(given), failed
+        return text, len(given), failed, check, answer
 
-    text, rows, failed = await service.work(job, body)
+    started = time.perf_counter()
+    text, rows, failed, records, answer = await service.work(job, body)
+    request_id = new_request_id()
+    if service.observer is not None:
+        latency_ms = (time.perf_counter() - started) * 1000
+        service.observer.record(Entry(request_id, time.time(), records, answer, latency_ms,
+                                      service.role))  # fmt: skip
     service.metrics.rows.inc(rows - len(failed))
     for field in failed:
         service.metrics.invalid.labels(field).inc()
@@ -63,6 +73,7 @@ async def score(service: Scorer, content_type: str | None, body: bytes) -> Respo
         ROWS_HEADER: str(rows),
         FAILED_HEADER: str(len(failed)),
         "Content-Disposition": 'attachment; filename="cars-mpg.csv"',
+        "X-Request-Id": request_id,
     }
     return Response(text, media_type="text/csv; charset=utf-8", headers=headers)
 

@@ -49,6 +49,11 @@ class LoadedModel:
         return {str(c): frame[c] for c in frame.columns}
 
     @property
+    def python_model(self):
+        """The loaded PythonModel (None for other flavors)."""
+        return self._python_model
+
+    @property
     def makers(self) -> tuple[str, ...]:
         """The makers the model knows by name (for the web page's suggestions); none if the
         model has no fitted contract."""

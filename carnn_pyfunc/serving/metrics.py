@@ -19,6 +19,7 @@ from prometheus_client import (
 )
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+MPG_BUCKETS = (5, 10, 15, 20, 25, 30, 35, 40, 50, 70)
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
@@ -53,6 +54,29 @@ class ServiceMetrics:
             "requests being answered now",
             registry=r,
             multiprocess_mode="livesum",
+        )
+        self.outside_range = Counter(
+            "carnn_inputs_outside_training_range",
+            "scored values outside the range the model was trained on, by field",
+            ["field"],
+            registry=r,
+        )
+        self.predicted_mpg = Histogram(
+            "carnn_predicted_mpg",
+            "the MPG the model answered",
+            buckets=MPG_BUCKETS,
+            registry=r,
+        )
+        self.log_written = Counter(
+            "carnn_prediction_log_rows_written", "rows written to the prediction log", registry=r
+        )
+        self.log_dropped = Counter(
+            "carnn_prediction_log_rows_dropped",
+            "rows not logged (the log's queue was full, or its filesystem failed)",
+            registry=r,
+        )
+        self.labels = Counter(
+            "carnn_feedback_labels", "true MPG figures received at /feedback", registry=r
         )
         self.model = Gauge(
             "carnn_model_info",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,11 +21,14 @@ from typing import TypeVar
 from mlflow.exceptions import MlflowException
 
 from carnn_pyfunc.contract import INPUT_FIELDS, InvalidRecordError
+from carnn_pyfunc.monitoring.labels import MAX_REQUEST_ID
+from carnn_pyfunc.monitoring.prediction_log import Entry, new_request_id
 from carnn_pyfunc.serving.answers import encode_predictions
 from carnn_pyfunc.serving.errors import ApiError, invalid_records
 from carnn_pyfunc.serving.limits import RETRY_AFTER_S, Slots
 from carnn_pyfunc.serving.loaded import LoadedModel
 from carnn_pyfunc.serving.metrics import ServiceMetrics
+from carnn_pyfunc.serving.observe import Observer
 from carnn_pyfunc.serving.protocol import Parsed, parse
 from carnn_pyfunc.serving.settings import Settings
 
@@ -38,6 +42,7 @@ IGNORED_HEADER = "X-Carnn-Ignored-Fields"
 _HEADER_CHARS = 1000  # the ignored columns' names in the header, at most
 _JSON = [(b"content-type", b"application/json")]
 PARAMS = ("errors", "interval")  # the carnn model's inference params
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]+")
 T = TypeVar("T")
 
 
@@ -74,6 +79,8 @@ class Scoring:
         self._token = b"Bearer " + settings.token.encode() if settings.token else None
         # two threads: a big request does not wait for another's GIL-free model call to end
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="carnn-score")
+        self.observer: Observer | None = None  # set by the app: live signals, prediction log
+        self.role = "primary"
         self._latency = metrics.latency.labels(PATH)
         self._ok = metrics.requests.labels(PATH, "POST", "200")
 
@@ -99,13 +106,19 @@ class Scoring:
             body = await self.read_body(_chunks(receive), declared)
             content_type = headers.get(b"content-type", b"").decode("latin-1")
             if len(body) <= INLINE_BYTES:  # no coroutine or thread for a few cars
-                payload, ignored = self.invocations(body, content_type)
+                payload, ignored, records, columns = self.invocations(body, content_type)
             else:
                 job = lambda: self.invocations(body, content_type)  # noqa: E731
-                payload, ignored = await self.work(job, body)
+                payload, ignored, records, columns = await self.work(job, body)
             if ignored:
                 extra = [(IGNORED_HEADER.lower().encode(), _header_value(ignored))]
             response_headers = _JSON + extra
+            if self.observer is not None:
+                request_id = request_id_of(headers)
+                response_headers.append((b"x-request-id", request_id.encode()))
+                latency_ms = (time.perf_counter() - started) * 1000
+                self.observer.record(Entry(request_id, time.time(), records, columns,
+                                           latency_ms, self.role))  # fmt: skip
         except ApiError as err:
             status, payload, response_headers = err.status, err.body(), error_headers(err)
             if status == 400:
@@ -125,11 +138,12 @@ class Scoring:
         counter.inc()
         self._latency.observe(time.perf_counter() - started)
 
-    def invocations(self, body: bytes, content_type: str | None) -> tuple[bytes, list[str]]:
+    def invocations(self, body: bytes, content_type: str | None) -> tuple:
+        """(the answer's JSON, ignored columns, the records, the answer's columns)."""
         parsed = self.parse(body, content_type)
         columns = self.score(parsed.records, parsed.params)
         self.metrics.rows.inc(len(parsed.records))
-        return encode_predictions(columns), parsed.ignored
+        return encode_predictions(columns), parsed.ignored, parsed.records, columns
 
     def parse(self, body: bytes, content_type: str | None) -> Parsed:
         try:
@@ -196,6 +210,14 @@ class _chunks:
             raise ApiError(400, "BAD_REQUEST", "the client went away before its body arrived")
         self.done = not message.get("more_body", False)
         return message.get("body", b"")
+
+
+def request_id_of(headers: dict[bytes, bytes]) -> str:
+    """The client's X-Request-Id when it is a sensible id, else a new one."""
+    given = headers.get(b"x-request-id", b"")
+    if 0 < len(given) <= MAX_REQUEST_ID and _REQUEST_ID.fullmatch(given):
+        return given.decode("ascii")
+    return new_request_id()
 
 
 def _header_value(names: list[str]) -> bytes:

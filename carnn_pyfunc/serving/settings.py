@@ -30,6 +30,8 @@ class Settings:
     max_rows: int = 100_000  # rows a request may hold; more: 413
     max_in_flight: int = 32  # requests a worker works on at once; more: 503 at once
     timeout_s: float = 30.0
+    prediction_log: str | None = None  # root of the prediction log; None: no log
+    prediction_log_sample: float = 1.0  # share of requests logged
 
     def __post_init__(self) -> None:
         if self.token is not None and len(self.token) < MIN_TOKEN_LENGTH:
@@ -40,6 +42,8 @@ class Settings:
             raise ValueError("max rows and max in flight: at least 1")
         if self.timeout_s <= 0:
             raise ValueError("timeout: expected a positive number of seconds")
+        if not 0 < self.prediction_log_sample <= 1:
+            raise ValueError("prediction log sample: expected a share in (0, 1]")
 
     def to_env(self) -> dict[str, str]:
         """The environment that carries these settings to worker processes."""

@@ -7,7 +7,7 @@ import subprocess
 import tempfile
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import keras
@@ -21,7 +21,9 @@ from carnn_pyfunc import data
 from carnn_pyfunc.config import TrainConfig
 from carnn_pyfunc.metrics import INTERVAL_LEVEL, interval_metrics, regression_metrics
 from carnn_pyfunc.model.bundle import log_carnn_model
+from carnn_pyfunc.monitoring.profile import build_profile
 from carnn_pyfunc.training import plots
+from carnn_pyfunc.training.extra import log_extra, read_extra
 from carnn_pyfunc.training.fit import fit_model
 
 logger = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ class TrainResult:
     model_uri: str  # models:/name/version when registered, else the run's model URI
     registered_version: str | None
     metrics: dict[str, float]
+    extra: dict[str, int] = field(default_factory=dict)  # --extra-data: rows added, dropped
 
 
 class MlflowEpochLogger(keras.callbacks.Callback):
@@ -88,6 +91,7 @@ def run_training(config: TrainConfig, *, nested: bool = False) -> TrainResult:
     """Train, evaluate and log one run to the current tracking URI; register the model."""
     frame = data.load_auto_mpg(config.data_path)
     train, test = data.split(frame, test_size=config.test_size, seed=config.seed)
+    extra = read_extra(config.extra_data, frame) if config.extra_data else None
 
     if not MLFLOW_RUN_ID.get() and not nested:  # `mlflow run` chose the experiment already
         mlflow.set_experiment(config.experiment_name)
@@ -97,6 +101,9 @@ def run_training(config: TrainConfig, *, nested: bool = False) -> TrainResult:
         mlflow.log_params(asdict(config))
         mlflow.set_tags(_lineage_tags(config.data_path))
         _log_datasets(config.data_path, {"training": train, "testing": test})
+        if extra is not None:  # labelled served cars: into training, never into the test split
+            log_extra(config.extra_data, extra)
+            train = extra.added_to(train)
 
         fitted = fit_model(config, train, [MlflowEpochLogger(run_id, config.epochs)])
         mlflow.log_params(
@@ -118,6 +125,7 @@ def run_training(config: TrainConfig, *, nested: bool = False) -> TrainResult:
             check_features=fitted.contract.transform(train),
             input_example=test.drop(columns=[data.TARGET]).head(3),
             registered_model_name=config.registered_model_name,
+            profile=build_profile(train, fitted.contract, metrics | {"level": INTERVAL_LEVEL}),
         )
 
     # A new version has no stage tag: the registry reads that as a candidate.
@@ -133,6 +141,7 @@ def run_training(config: TrainConfig, *, nested: bool = False) -> TrainResult:
         model_uri=model_uri,
         registered_version=None if version is None else str(version),
         metrics=metrics,
+        extra=extra.counts() if extra is not None else {},
     )
 
 
