@@ -4,8 +4,10 @@
 #   docker build -t carnn .
 #   docker run --rm -p 8080:8080 -e CARNN_WORKERS=2 -e CARNN_API_TOKEN=... carnn
 #
-# No Docker engine on our CI machines: tests/test_docker.py performs these same install and start
-# steps outside Docker (a fresh virtualenv, the exported model, this CMD) and serves over HTTP.
+# A read-only root works (--read-only): with CARNN_WORKERS above 1 the workers' metrics need a
+# writable /tmp (--tmpfs /tmp; Kubernetes: the Deployment's emptyDir). CI builds and runs this
+# image with podman (tests/test_container.py; `podman build --format docker` keeps HEALTHCHECK),
+# and tests/test_docker.py performs its steps in a fresh virtualenv.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
