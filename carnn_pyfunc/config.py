@@ -80,6 +80,12 @@ class TrainConfig:
     data_path: str = _param(
         str(DEFAULT_DATA_PATH), "the raw UCI auto-mpg.data file", lambda v: Path(v).is_file()
     )
+    extra_data: str = _param(
+        "",
+        "labelled served cars added to the training split only (Parquet: the fields and mpg, "
+        "as `carnn labelled` writes them; validated, de-duplicated); empty: none",
+        lambda v: v == "" or Path(v).is_file(),
+    )
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -283,3 +283,81 @@ def test_a_lock_broken_as_stale_is_not_deleted_by_its_old_holder(client):
         assert client.get_registered_model(lock)
     with pytest.raises(MlflowException, match=r"RESOURCE_DOES_NOT_EXIST|not found"):
         client.get_registered_model(lock)
+
+
+WINDOW = "log since 2026-12-01 00:00"
+
+
+def live(candidate_mae, production_mae=2.0, finite=1.0, tolerance=0.0):
+    return stages.live_verdict(
+        "3", "2", {"mae": candidate_mae, "finite_share": finite, "n_rows": 40.0},
+        {"mae": production_mae, "finite_share": 1.0, "n_rows": 40.0},
+        tolerance=tolerance, window=WINDOW,
+    )  # fmt: skip
+
+
+def test_the_live_gate_refuses_only_a_candidate_worse_than_production():
+    ok, why, metrics = live(2.5)
+    assert not ok
+    assert why == (
+        "worse than production on live traffic: live MAE 2.500 vs 2.000 MPG for production "
+        f"version 2 on the same 40 labelled served cars in {WINDOW}"
+    )
+    assert metrics == {"live_candidate_mae": 2.5, "live_production_mae": 2.0,
+                       "live_n_rows": 40.0, "live_tolerance": 0.0}  # fmt: skip
+    assert live(2.0)[0]  # as good as production on live traffic is not worse
+    assert live(1.5)[1].startswith("no worse on live traffic: live MAE 1.500 vs 2.000")
+    assert live(2.4, tolerance=0.5)[0]
+    assert live(2.6, tolerance=0.5)[1].endswith("(tolerance 0.5)")
+    assert live(1.0, finite=0.95)[:2] == (
+        False,
+        "5.0% of its answers on 40 labelled served cars are not finite",
+    )
+
+
+def test_too_few_labelled_cars_skip_the_live_gate_with_a_note():
+    assert stages.live_skipped(30, 30, WINDOW) is None
+    verdict, note, metrics = stages.live_skipped(29, 30, WINDOW)
+    assert verdict is None
+    assert note == (
+        f"live gate skipped: 29 labelled served cars in {WINDOW}, fewer than min_live_rows 30"
+    )
+    assert metrics == {"live_n_rows": 29.0}
+
+
+def test_the_live_verdict_folds_into_the_production_comparison():
+    beats = (True, "beats production: MAE 1.9 vs 2.1", {"candidate_mae": 1.9})
+    refused = stages.with_live(beats, live(2.5))
+    assert refused[0] is False
+    assert refused[1].startswith("worse than production on live traffic")
+    assert refused[2]["candidate_mae"] == 1.9
+    assert refused[2]["live_candidate_mae"] == 2.5
+    skipped = stages.with_live(beats, stages.live_skipped(3, 30, WINDOW))
+    assert skipped[0] is True
+    note = f"live gate skipped: 3 labelled served cars in {WINDOW}, fewer than min_live_rows 30"
+    assert skipped[1] == f"{beats[1]}; {note}"
+    passed = stages.with_live(beats, live(1.5))
+    assert passed[0]
+    assert "; no worse on live traffic" in passed[1]
+    behind = (False, "does not beat production: MAE 2.3 vs 2.1", {})
+    assert stages.with_live(behind, live(1.5))[0] is False
+    assert stages.with_live(beats, None) == beats
+    assert stages.with_live(None, live(2.5)) is None  # no production: nothing to compare with
+
+    transitions, why = plan({"production": "2"}, comparison=refused)
+    assert [t.target for t in transitions] == ["staging"]
+    assert why.startswith("version 3 stays in staging: worse than production on live traffic")
+    forced, why = plan({"production": "2"}, comparison=refused, force=True, reason="hotfix")
+    assert why is None
+    assert forced[-2].why.startswith("forced (worse than production on live")
+
+
+def test_a_refusal_is_recorded_as_a_json_record():
+    refusal = stages.Refusal("3", "staging", "production", "worse on live traffic", {"n": 1.0})
+    assert refusal.record() == {
+        "stage": "staging",
+        "to": "production",
+        "when": refusal.when,
+        "why": "worse on live traffic",
+        "metrics": {"n": 1.0},
+    }

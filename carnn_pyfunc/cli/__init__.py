@@ -2,7 +2,8 @@
 
 - ``train``: train, evaluate, sweep; ``registry``: promote, rollback, stages, export;
   ``serve``: the scoring service; ``predict``: its command-line client; ``score``: batch
-  scoring of files; ``common``: what the commands share.
+  scoring of files; ``labelled``: a window's labelled served cars as Parquet, and the
+  live-evidence options of promotion; ``common``: what the commands share.
 
 May import every carnn package, lazily inside the commands: a command's module is imported only
 when that command runs (``carnn serve``'s supervisor loads no model stack, ``carnn --help`` no
@@ -31,6 +32,7 @@ COMMANDS = {
     "serve": "serve:serve",
     "predict": "predict:predict",
     "score": "score:score",
+    "labelled": "labelled:labelled",
 }
 
 

@@ -53,3 +53,5 @@ class Refused(click.ClickException):
 def report(outcome, prefix: str = "") -> None:
     for transition in outcome.transitions:
         click.echo(f"{prefix}{transition.describe()}")
+    for note in outcome.notes:
+        click.echo(f"note: {note}")

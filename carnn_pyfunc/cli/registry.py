@@ -7,6 +7,7 @@ import os
 import click
 
 from carnn_pyfunc.cli.common import Refused, report, switch
+from carnn_pyfunc.cli.labelled import live_options, live_window
 
 _model_name = click.option(
     "--name", "name", default="carnn", show_default=True, help="registered model"
@@ -54,6 +55,7 @@ _legacy = switch(
     default=None,
     help="the data file the versions were trained on  [default: the project's copy]",
 )
+@live_options
 @switch("--force", "into production even if it does not beat production (needs --reason)")
 @click.option("--reason", default="", help="why; recorded on the version")
 @_legacy
@@ -68,6 +70,7 @@ def promote(
     reason: str,
     legacy_stages: bool,
     name: str,
+    **live,
 ) -> None:
     """Move a model version towards production: candidate -> staging -> production."""
     from carnn_pyfunc.registry.gates import Gates
@@ -78,7 +81,7 @@ def promote(
         min_eval_rows=min_eval_rows,
         **({"data_path": data_path} if data_path else {}),
     )
-    promoter = Promoter(name, gates=gates, legacy_stages=legacy_stages)
+    promoter = Promoter(name, gates=gates, live=live_window(**live), legacy_stages=legacy_stages)
     try:
         outcome = promoter.promote(spec, to, force=force, reason=reason)
     except PromotionRefused as err:

@@ -7,6 +7,7 @@ from dataclasses import asdict
 import click
 
 from carnn_pyfunc.cli.common import config_options, report, train_config
+from carnn_pyfunc.cli.labelled import live_options, live_window
 from carnn_pyfunc.config import TrainConfig
 
 
@@ -18,15 +19,30 @@ from carnn_pyfunc.config import TrainConfig
     show_default=True,
     help="then promote the new version as far as the default gates allow",
 )
+@live_options
 @click.pass_context
 def train(ctx: click.Context, promote: bool, **options) -> None:
     """Train the network, log the run to MLflow and register a model version."""
+    from carnn_pyfunc.training.extra import ExtraDataError
     from carnn_pyfunc.training.run import run_training
 
+    live = {k: options.pop(k) for k in list(options) if k.startswith("live_")}
+    if live["live_log"] and not promote:
+        raise click.UsageError("--live-log is the live evidence of --promote: add --promote")
     config = train_config(**options)
-    result = run_training(config)
+    try:
+        result = run_training(config)
+    except ExtraDataError as err:
+        raise click.ClickException(str(err)) from None
     uri = ctx.obj["tracking_uri"]
     click.echo("")
+    if result.extra:
+        added, read = result.extra["extra_rows_added"], result.extra["extra_rows_read"]
+        click.echo(
+            f"extra data:    {added} of {read} labelled served cars added to training "
+            f"({result.extra['extra_rows_invalid']} invalid dropped, "
+            f"{result.extra['extra_rows_duplicate']} duplicates dropped)"
+        )
     click.echo(f"run id:        {result.run_id}  (experiment {result.experiment_id})")
     for name in ("test_mae", "test_rmse", "test_r2"):
         click.echo(f"{name + ':':<14} {result.metrics[name]:.3f}")
@@ -42,7 +58,11 @@ def train(ctx: click.Context, promote: bool, **options) -> None:
         from carnn_pyfunc.registry.promoter import PRODUCTION, Promoter, PromotionRefused
 
         # the gates recompute held-out cars from the file this run trained on
-        promoter = Promoter(config.registered_model_name, gates=Gates(data_path=config.data_path))
+        promoter = Promoter(
+            config.registered_model_name,
+            gates=Gates(data_path=config.data_path),
+            live=live_window(**live),
+        )
         try:
             outcome = promoter.promote(result.registered_version)
             report(outcome, prefix="moved:         ")

@@ -2,9 +2,10 @@
 
 - ``stages``: the rules as pure functions (aliases, stage and metrics in; transitions out).
 - ``gates``: held-out scoring of versions and the comparison with production.
+- ``live``: the live evidence: a version and production scored on labelled served cars.
 - ``fresh_check``: ``python -m carnn_pyfunc.registry.fresh_check URI``, the fresh-process check.
 - ``lock``: the registry-wide promotion lock (safe against breaking someone else's lock).
-- ``store``: reads and writes of aliases, tags and history, with undo.
+- ``store``: reads and writes of aliases, tags, history and refusals, with undo.
 - ``promoter``: promote and roll back: the pieces above put together.
 - ``export``: a registered version's directory for the Docker build context.
 

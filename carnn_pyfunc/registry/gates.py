@@ -73,15 +73,18 @@ class HeldOutScorer:
 
     def score(self, version: str, positions: np.ndarray) -> dict[str, float]:
         """MAE, RMSE, R² and the share of finite predictions of the version on those rows."""
-        if version not in self._models:
-            self._models[version] = mlflow.pyfunc.load_model(f"models:/{self.name}/{version}")
         rows = self.frame.iloc[positions]
-        predicted = self._models[version].predict(rows.drop(columns=[data.TARGET]))["mpg"]
-        predicted = predicted.to_numpy(dtype=np.float64)
+        predicted = self.predict(version, rows.drop(columns=[data.TARGET]))
         finite = np.isfinite(predicted)
         actual = rows[data.TARGET].to_numpy(dtype=np.float64)
         metrics = regression_metrics(actual[finite], predicted[finite]) if finite.any() else {}
         return {**metrics, "finite_share": float(finite.mean()), "n_rows": float(len(rows))}
+
+    def predict(self, version: str, records: pd.DataFrame) -> np.ndarray:
+        """The version's MPG for raw records (its model loaded once)."""
+        if version not in self._models:
+            self._models[version] = mlflow.pyfunc.load_model(f"models:/{self.name}/{version}")
+        return self._models[version].predict(records)["mpg"].to_numpy(dtype=np.float64)
 
     def check_gates(self, version: str) -> tuple[str, dict[str, float]]:
         """The absolute gates: (why it passes, the metrics looked at), or PromotionRefused."""

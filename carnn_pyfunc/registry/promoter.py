@@ -13,6 +13,7 @@ import mlflow
 
 from carnn_pyfunc.registry import stages
 from carnn_pyfunc.registry.gates import Gates, HeldOutScorer
+from carnn_pyfunc.registry.live import LiveWindow, compare_live
 from carnn_pyfunc.registry.lock import RegistryLock
 from carnn_pyfunc.registry.stages import PRODUCTION, STAGING, Outcome, PromotionRefused
 from carnn_pyfunc.registry.store import RegistryStore
@@ -26,13 +27,14 @@ class Promoter:
         name: str,
         *,
         gates: Gates | None = None,
+        live: LiveWindow | None = None,
         legacy_stages: bool = False,
         client: mlflow.MlflowClient | None = None,
         lock_timeout_s: float = 900.0,
         stale_lock_s: float = 120.0,
     ) -> None:
         self.name = name
-        self.gates = gates or Gates()
+        self.gates, self.live = gates or Gates(), live
         self.client = client or mlflow.MlflowClient()
         self.store = RegistryStore(self.client, name, legacy_stages=legacy_stages)
         self.scorer = HeldOutScorer(self.client, name, self.gates)
@@ -46,6 +48,9 @@ class Promoter:
 
     def history(self, version: str) -> list[dict]:
         return self.store.history(version)
+
+    def refusals(self, version: str) -> list[dict]:
+        return self.store.refusals(version)
 
     def locked(self) -> contextlib.AbstractContextManager[None]:
         return self.lock.held()
@@ -75,7 +80,8 @@ class Promoter:
         """Move a version to ``staging``, ``production``, or as far as it qualifies (``auto``).
 
         Raises PromotionRefused when not even the first step is allowed; an ``auto`` promotion
-        that reaches staging but not production returns with ``refused`` set.
+        that reaches staging but not production returns with ``refused`` set. A refusal by the
+        comparison with production (held-out or live) is recorded on the version.
         """
         stages.check_arguments(to, force=force, reason=reason)
         version = self.resolve(spec)
@@ -91,19 +97,27 @@ class Promoter:
                     f"version {version} left {stage} while this promotion ran: try again"
                 )
             production = aliases.get(PRODUCTION)
-            comparison = (
-                self.scorer.compare(version, production)
-                if to != STAGING and production not in (None, version)
-                else None
-            )
+            comparison, notes = None, []
+            if to != STAGING and production not in (None, version):
+                comparison = self.scorer.compare(version, production)
+                if self.live is not None:
+                    live = compare_live(self.scorer, self.live, version, production)
+                    notes += [live[1]] if live[0] is None else []
+                    comparison = stages.with_live(comparison, live)
             transitions, refused = stages.plan_promotion(
                 version, stage, to, aliases, staging_why=staging_why, gate_metrics=gate_metrics,
                 comparison=comparison, force=force, reason=reason,
             )  # fmt: skip
-            if not transitions:
-                raise PromotionRefused(refused or "nothing to do")
-            self.store.apply(transitions)
-        return Outcome(version, transitions, refused)
+            if not transitions and not refused:
+                raise PromotionRefused("nothing to do")
+            metrics = comparison[2] if comparison else {}
+            refusal = (
+                stages.Refusal(version, STAGING, PRODUCTION, refused, metrics) if refused else None
+            )
+            self.store.apply(transitions, refusal)
+        if not transitions:
+            raise PromotionRefused(refused)
+        return Outcome(version, transitions, refused, notes)
 
     def rollback(self, *, reason: str = "") -> Outcome:
         """Swap ``production`` and ``previous-production``."""

@@ -7,6 +7,9 @@ Every registered version starts as a *candidate*. ``staging``, ``production`` an
 - staging -> production: it beats the current production version on the same cars, or the
   promotion is forced with a reason. The replaced version becomes ``previous-production``, and
   the one that was previous-production is archived.
+- the live evidence: when a labelled window of served cars is given, the version must not be
+  worse than production on those cars either (MAE above production's plus a tolerance); with too
+  few labelled cars that gate is skipped with a note. A refusal is recorded on the version.
 - rollback: ``production`` and ``previous-production`` swap.
 
 Nothing here reads or writes a registry: these functions can be tested on plain dicts.
@@ -27,6 +30,7 @@ CANDIDATE, STAGING, PRODUCTION, PREVIOUS, ARCHIVED = (
 ALIASES = (STAGING, PRODUCTION, PREVIOUS)
 STAGE_TAG = "stage"
 TRANSITION_TAG = "transition."  # + a three-digit sequence number per version
+REFUSAL_TAG = "refusal."  # + a three-digit sequence number: a promotion the rules refused
 TARGETS = (STAGING, PRODUCTION, "auto")
 # What tools that still read the deprecated registry stages see.
 LEGACY_STAGES = {
@@ -67,13 +71,36 @@ class Transition:
         }
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A promotion into ``target`` the rules refused, and why (kept as a ``refusal.NNN`` tag)."""
+
+    version: str
+    stage: str
+    target: str
+    why: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    when: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def record(self) -> dict:
+        return {
+            "stage": self.stage,
+            "to": self.target,
+            "when": self.when,
+            "why": self.why,
+            "metrics": self.metrics,
+        }
+
+
 @dataclass
 class Outcome:
-    """What a promote or rollback call did; ``refused`` says why it stopped short, if it did."""
+    """What a promote or rollback call did; ``refused`` says why it stopped short, if it did;
+    ``notes``: gates that were skipped, and why."""
 
     version: str
     transitions: list[Transition]
     refused: str | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 def stage_of(version: str, aliases: dict[str, str], stage_tag: str | None) -> str:
@@ -170,6 +197,69 @@ def plan_promotion(
     if not ok:
         return transitions, f"version {version} stays in staging: {why}"
     return [*transitions, *into(PRODUCTION, version, stage, why, metrics, aliases)], None
+
+
+Comparison = tuple[bool, str, dict]  # (good enough?, why, the metrics looked at)
+
+
+def live_skipped(n_rows: int, min_rows: int, window: str) -> tuple[None, str, dict] | None:
+    """The live gate's note when the window holds too few labelled cars to judge by, else None."""
+    if n_rows >= min_rows:
+        return None
+    why = (
+        f"live gate skipped: {n_rows} labelled served cars in {window}, fewer than "
+        f"min_live_rows {min_rows}"
+    )
+    return None, why, {"live_n_rows": float(n_rows)}
+
+
+def live_verdict(
+    version: str,
+    production: str,
+    candidate: dict[str, float],
+    current: dict[str, float],
+    *,
+    tolerance: float,
+    window: str,
+) -> Comparison:
+    """Is ``version`` no worse than ``production`` on the same labelled served cars?
+
+    ``candidate``/``current``: each version's ``mae``, ``finite_share`` and ``n_rows`` there.
+    Worse means a candidate MAE above production's plus ``tolerance`` (MPG), or any answer that
+    is not finite.
+    """
+    n_rows = int(candidate["n_rows"])
+    metrics = {
+        "live_candidate_mae": candidate["mae"],
+        "live_production_mae": current["mae"],
+        "live_n_rows": float(n_rows),
+        "live_tolerance": float(tolerance),
+    }
+    if candidate["finite_share"] < 1.0:
+        share = 1 - candidate["finite_share"]
+        why = f"{share:.1%} of its answers on {n_rows} labelled served cars are not finite"
+        return False, why, metrics
+    versus = (
+        f"live MAE {candidate['mae']:.3f} vs {current['mae']:.3f} MPG for production version "
+        f"{production} on the same {n_rows} labelled served cars in {window}"
+    )
+    if candidate["mae"] > current["mae"] + tolerance:
+        allowed = f" (tolerance {tolerance:g})" if tolerance else ""
+        return False, f"worse than production on live traffic: {versus}{allowed}", metrics
+    return True, f"no worse on live traffic: {versus}", metrics
+
+
+def with_live(comparison: Comparison | None, live: tuple | None) -> Comparison | None:
+    """The production comparison with the live verdict folded in: refused if either refuses;
+    a skipped live gate (verdict None) only adds its note."""
+    if comparison is None or live is None:
+        return comparison
+    ok, why, metrics = comparison
+    live_ok, live_why, live_metrics = live
+    metrics = {**metrics, **live_metrics}
+    if ok and live_ok is False:
+        return False, live_why, metrics
+    return ok, f"{why}; {live_why}", metrics
 
 
 def plan_rollback(aliases: dict[str, str], reason: str = "") -> list[Transition]:

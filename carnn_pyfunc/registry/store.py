@@ -20,8 +20,10 @@ from mlflow.exceptions import MlflowException
 from carnn_pyfunc.registry.stages import (
     ALIASES,
     LEGACY_STAGES,
+    REFUSAL_TAG,
     STAGE_TAG,
     TRANSITION_TAG,
+    Refusal,
     Transition,
     moved,
     stage_of,
@@ -89,17 +91,32 @@ class RegistryStore:
 
     def history(self, version: str) -> list[dict]:
         """The version's recorded transitions, oldest first."""
+        return self._records(version, TRANSITION_TAG)
+
+    def refusals(self, version: str) -> list[dict]:
+        """The promotions of the version the rules refused, oldest first."""
+        return self._records(version, REFUSAL_TAG)
+
+    def _records(self, version: str, prefix: str) -> list[dict]:
         tags = self.client.get_model_version(self.name, version).tags
-        return [
-            json.loads(tags[k]) for k in sorted(k for k in tags if k.startswith(TRANSITION_TAG))
-        ]
+        return [json.loads(tags[k]) for k in sorted(k for k in tags if k.startswith(prefix))]
 
     def versions(self) -> list[ModelVersion]:
         return versions_of(self.client, self.name)
 
-    def apply(self, transitions: list[Transition]) -> None:
-        """Write the transitions; a failure halfway leaves the registry as it was."""
-        apply_steps(self.steps(transitions))
+    def apply(self, transitions: list[Transition], refusal: Refusal | None = None) -> None:
+        """Write the transitions (and the refusal that stopped them short); a failure halfway
+        leaves the registry as it was."""
+        steps = self.steps(transitions)
+        if refusal is not None:
+            tags = self.client.get_model_version(self.name, refusal.version).tags
+            key = f"{REFUSAL_TAG}{1 + sum(k.startswith(REFUSAL_TAG) for k in tags):03d}"
+            record = json.dumps(refusal.record())
+            writer = self._tag_writer
+            steps.append(
+                Step(writer(refusal.version, key, record), writer(refusal.version, key, None))
+            )
+        apply_steps(steps)
 
     def steps(self, transitions: list[Transition]) -> list[Step]:
         """The registry writes of the transitions, each with the write that undoes it."""
