@@ -178,3 +178,23 @@ def test_carnn_feedback_stores_a_csv_of_labels(tmp_path):
     bad = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1
     assert "row: label 0" in bad.stderr
+
+
+@pytest.mark.slow
+def test_carnn_score_logs_every_row_of_the_file(trained, tracking_uri, tmp_path):
+    from carnn_pyfunc.cli import main
+
+    _, result = trained
+    cars = pd.DataFrame([SEED_RECORD, {**SEED_RECORD, "weight": -1}, SEED_RECORD])
+    cars.to_csv(tmp_path / "cars.csv", index=False)
+    root = tmp_path / "log"
+    code = main(["score", str(tmp_path / "cars.csv"), str(tmp_path / "out.csv"), "--model-uri",
+                 result.model_uri, "--prediction-log", str(root), "--chunk-rows", "2",
+                 "--no-progress"])  # fmt: skip
+    assert code == 0
+    frame = read(root).sort_values(["request_id", "row"])
+    assert len(frame) == 3
+    assert frame["request_id"].str.startswith("score-").all()  # one id a chunk of the file
+    assert frame["row"].tolist() == [0, 1, 2]
+    assert frame["error"].notna().sum() == 1
+    assert set(frame["model_version"].astype(str)) == {result.registered_version}

@@ -59,10 +59,13 @@ def score_file(
     *,
     chunk_rows: int = CHUNK_ROWS,
     progress: bool = True,
+    log=None,
 ) -> Summary:
     """Score ``source_path`` into ``target_path`` (formats from the extensions): the same rows,
     in order, with ``mpg`` and ``error`` appended. A file that cannot be scored at all (format, a
-    missing required column) raises BatchInputError before anything is written."""
+    missing required column) raises BatchInputError before anything is written. ``log``: a
+    prediction log (carnn_pyfunc.monitoring) that gets every chunk's rows, request id
+    ``score-<job>-<chunk>``."""
     start = time.perf_counter()
     source = open_source(source_path, chunk_rows)
     fields = field_columns(source.schema.names, source_path.name)
@@ -79,7 +82,10 @@ def score_file(
         # releases the GIL); one chunk read ahead and one being written keep memory bounded.
         written = io.submit(int)
         for batch in _read_ahead(source.batches, io):
+            scored_at = time.time()
             mpg, error = score_batch(python_model, batch, fields, first_row=rows)
+            if log is not None:
+                log.record_batch(batch.select(fields), mpg, error, scored_at)
             scored = batch.append_column(schema.field(-2), mpg)
             scored = scored.append_column(schema.field(-1), error)
             written.result()  # in order, and never more than one chunk waiting

@@ -40,6 +40,13 @@ ENGINES = ("pandas", "spark")
     show_default=True,
     help="rows per model call (pandas engine)",
 )
+@click.option(
+    "--prediction-log",
+    default=None,
+    envvar="CARNN_PREDICTION_LOG",
+    show_envvar=True,
+    help="log every scored row under this root, as carnn serve does (pandas engine)",
+)
 @click.option("--progress/--no-progress", default=True, help="a progress bar on a terminal")
 def score(
     input_path: str,
@@ -48,6 +55,7 @@ def score(
     engine: str,
     spark_master: str | None,
     chunk_rows: int,
+    prediction_log: str | None,
     progress: bool,
 ) -> None:
     """Score INPUT (.csv or .parquet) into OUTPUT: the same rows, in order, plus `mpg` and
@@ -63,7 +71,11 @@ def score(
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         if engine == "pandas":
-            summary = _score_pandas(input_path, output_path, model_uri, chunk_rows, progress)
+            summary = _score_pandas(
+                input_path, output_path, model_uri, chunk_rows, progress, prediction_log
+            )
+        elif prediction_log:
+            raise click.UsageError("--prediction-log: with --engine pandas only")
         else:
             summary = _score_spark(input_path, output_path, model_uri, spark_master)
     except BatchError as err:
@@ -75,14 +87,30 @@ def score(
     _log_to_mlflow_run(summary)
 
 
-def _score_pandas(input_path, output_path, model_uri, chunk_rows, progress):
+def _score_pandas(input_path, output_path, model_uri, chunk_rows, progress, prediction_log):
     from carnn_pyfunc.batch import files, pandas_engine
 
     source, target = Path(input_path), Path(output_path)
     for path in (source, target):
         files.file_format(path)  # an unknown extension is refused before the model loads
     model = pandas_engine.load_model(model_uri)
-    return pandas_engine.score_file(model, source, target, chunk_rows=chunk_rows, progress=progress)
+    log = _prediction_log(prediction_log, model_uri) if prediction_log else None
+    try:
+        return pandas_engine.score_file(
+            model, source, target, chunk_rows=chunk_rows, progress=progress, log=log
+        )
+    finally:
+        if log is not None:
+            log.close()
+
+
+def _prediction_log(root: str, model_uri: str):
+    """The log of this scoring job: every chunk's rows, written as they are scored."""
+    from carnn_pyfunc.monitoring.prediction_log import ModelId, PredictionLog
+    from carnn_pyfunc.serving.loaded import registered
+
+    name, version, run_id = registered(model_uri)
+    return PredictionLog(root, ModelId(name, version, run_id), max_rows=10**12)
 
 
 def _score_spark(input_path, output_path, model_uri, spark_master):

@@ -97,6 +97,7 @@ class PredictionLog:
         self._wake, self._stop = threading.Event(), threading.Event()
         self._prefix = f"part-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._seq = itertools.count()
+        self._chunks = itertools.count()  # a batch job's chunks (record_batch)
         self._thread = threading.Thread(target=self._run, name="carnn-prediction-log", daemon=True)
         self._thread.start()
 
@@ -124,6 +125,14 @@ class PredictionLog:
         self._queue.append(columns if columns is not None else rows_of(entries, self.model))
         if self._queued >= self.max_rows // 4:
             self._wake.set()
+
+    def record_batch(self, fields: pa.RecordBatch, mpg: pa.Array, error: pa.Array, at: float):
+        """A batch job's chunk (its field columns and answers): never dropped (the queue of a
+        batch log is unbounded: a job waits for its log, a service never does)."""
+        answer = {"mpg": mpg.to_numpy(zero_copy_only=False), "error": error.to_pylist()}
+        latency = (time.time() - at) * 1000
+        self.record(Entry(f"score-{self._prefix[5:]}-{next(self._chunks)}", at,
+                          fields.to_pandas(), answer, latency, "primary"))  # fmt: skip
 
     def close(self) -> None:
         """Write everything queued, then stop the writer."""

@@ -67,6 +67,20 @@ def load(model_uri: str) -> LoadedModel:
     return LoadedModel(pyfunc, describe(model_uri, pyfunc))
 
 
+def registered(model_uri: str) -> tuple[str | None, str | None, str | None]:
+    """(name, version, run id) of a registered model URI; Nones for any other URI."""
+    match = _REGISTRY_URI.match(model_uri)
+    if not match:
+        return None, None, None
+    client = mlflow.MlflowClient()
+    version = (
+        client.get_model_version_by_alias(match["name"], match["alias"])
+        if match["alias"]
+        else client.get_model_version(match["name"], match["version"])
+    )
+    return match["name"], str(version.version), version.run_id
+
+
 def describe(model_uri: str, pyfunc: mlflow.pyfunc.PyFuncModel) -> dict[str, Any]:
     """Registered name, version, alias, run id, training time and the input fields."""
     meta = pyfunc.metadata
