@@ -32,6 +32,7 @@ COMMANDS = {
     "serve": "serve:serve",
     "predict": "predict:predict",
     "score": "score:score",
+    "monitor": "monitor:monitor",
     "labelled": "labelled:labelled",
 }
 
