@@ -231,3 +231,17 @@ def test_thresholds_refuse_nonsense():
         Thresholds(correction="none")
     with pytest.raises(ValueError, match="alpha"):
         Thresholds(alpha=-1)
+
+
+def test_the_monitor_extra_is_pinned_and_stays_out_of_the_serving_image():
+    import tomllib
+
+    from carnn_pyfunc.versions import model_requirements, serving_requirements
+    from tests.helpers import ROOT
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    monitor = extras["optional-dependencies"]["monitor"]
+    assert all("==" in pin for pin in monitor)
+    served = " ".join(model_requirements() + serving_requirements())
+    assert "scipy" not in served
+    assert "mlflow==" not in served  # the image has mlflow-skinny only
