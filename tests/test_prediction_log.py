@@ -41,7 +41,7 @@ def read(root) -> pd.DataFrame:
 def test_rows_follow_the_schema_for_one_and_many_rows():
     columns = rows_of([entry(0), entry(1, rows=3, error=[None, "weight: bad", None])],
                       ModelId("carnn", "3", "abc"))  # fmt: skip
-    assert set(columns) == set(PREDICTION_SCHEMA.names)
+    assert set(columns) == {*PREDICTION_SCHEMA.names, "model_version"}  # partition: a folder
     assert all(len(v) == 4 for v in columns.values())
     assert columns["row"] == [0, 0, 1, 2]
     assert columns["weight"] == [2000.0, 2001.0, 2001.0, 2001.0]

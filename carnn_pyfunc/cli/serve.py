@@ -90,6 +90,31 @@ def option(*decls: str, **attrs):
     default=1.0,
     help="the share of requests logged",
 )
+@option(
+    "--shadow",
+    default=None,
+    help="a second model (e.g. models:/carnn@staging) that scores every request's rows in the "
+    "background, logged as role shadow; it never answers",
+)
+@option(
+    "--canary",
+    default=None,
+    help="a second model (e.g. models:/carnn@canary) that answers --canary-percent of the "
+    "requests (by a hash of the request id); the other version shadows each request",
+)
+@option(
+    "--canary-percent",
+    type=click.FloatRange(0, 100),
+    default=None,
+    help="the canary's share of requests; unset: the registered model's tag "
+    "carnn.canary_percent, polled (what carnn rollout moves)",
+)
+@option(
+    "--poll-s",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    help="seconds between registry polls (aliases moved, the canary's weight); 0: never",
+)
 @option("--access-log/--no-access-log", default=False)
 def serve(
     model_uri: str,
@@ -106,6 +131,10 @@ def serve(
     timeout: float,
     prediction_log: str | None,
     prediction_log_sample: float,
+    shadow: str | None,
+    canary: str | None,
+    canary_percent: float | None,
+    poll_s: float,
     access_log: bool,
 ) -> None:
     """Serve a model over HTTP: POST /invocations as `mlflow models serve`, and more."""
@@ -124,6 +153,10 @@ def serve(
             timeout_s=timeout,
             prediction_log=prediction_log,
             prediction_log_sample=prediction_log_sample,
+            shadow_uri=shadow,
+            canary_uri=canary,
+            canary_percent=canary_percent,
+            poll_s=poll_s,
         )
     except MissingSecret as err:
         raise click.UsageError(str(err)) from None

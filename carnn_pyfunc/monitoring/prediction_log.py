@@ -53,6 +53,13 @@ def new_request_id() -> str:
     return f"{_ID_PREFIX}{next(_ID_COUNTER):08x}"
 
 
+@dataclass(frozen=True)
+class ModelId:
+    name: str | None
+    version: str | None
+    run_id: str | None
+
+
 class Entry(NamedTuple):
     """One answered request, as queued."""
 
@@ -62,13 +69,8 @@ class Entry(NamedTuple):
     answer: dict  # the model's columns: mpg (NaN for a failed row), mpg_low/high, error
     latency_ms: float
     role: str
-
-
-@dataclass(frozen=True)
-class ModelId:
-    name: str | None
-    version: str | None
-    run_id: str | None
+    model: ModelId | None = None  # the version that answered; None: the log's own
+    status: int = 200
 
 
 class PredictionLog:
@@ -157,18 +159,25 @@ class PredictionLog:
         with self._lock:
             self._queued -= rows
         try:
-            tables = [pa.Table.from_pydict(b, schema=PREDICTION_SCHEMA) for b in batches]
-            self._write(pa.concat_tables(tables))
+            by_version: dict[str | None, list[pa.Table]] = {}
+            for b in batches:
+                versions = b.pop("model_version")
+                table = pa.Table.from_pydict(b, schema=PREDICTION_SCHEMA)
+                for version in dict.fromkeys(versions):
+                    mask = pa.array([v == version for v in versions])
+                    by_version.setdefault(version, []).append(table.filter(mask))
+            for version, tables in by_version.items():
+                self._write(pa.concat_tables(tables), version)
             self.on_written(rows)
         except (OSError, pa.ArrowException, ValueError, TypeError) as err:
             logger.error("prediction log: %d rows not written: %s", rows, err)
             self.on_dropped(rows)
 
-    def _write(self, table: pa.Table) -> None:
+    def _write(self, table: pa.Table, version: str | None) -> None:
         dates = pc.strftime(table["time"], format="%Y-%m-%d")
         for date in pc.unique(dates).to_pylist():
             part = table.filter(pc.equal(dates, date))
-            folder = f"{self.path}/{PREDICTIONS}/date={date}/model_version={self.model.version}"
+            folder = f"{self.path}/{PREDICTIONS}/date={date}/model_version={version}"
             self.fs.create_dir(folder, recursive=True)
             name = f"{folder}/{self._prefix}-{next(self._seq):06d}.parquet"
             with self.fs.open_output_stream(name + ".partial") as stream:
@@ -178,9 +187,10 @@ class PredictionLog:
 
 def rows_of(entries: list[Entry], model: ModelId) -> dict[str, list]:
     """The log's columns (:data:`.schema.PREDICTION_SCHEMA`) of answered requests."""
-    columns: dict[str, list] = {name: [] for name in PREDICTION_SCHEMA.names}
+    columns: dict[str, list] = {name: [] for name in (*PREDICTION_SCHEMA.names, "model_version")}
+    default = model
     for e in entries:
-        answer = e.answer
+        answer, model = e.answer, e.model or default
         n = len(answer["mpg"])
         if n == 1 and type(e.records) is list and type(e.records[0]) is dict:
             _one_row(columns, e, model)  # a one-car request: no list per field
@@ -198,6 +208,8 @@ def rows_of(entries: list[Entry], model: ModelId) -> dict[str, list]:
             columns[name] += _floats(answer[name]) if name in answer else [None] * n
         columns["error"] += list(answer["error"]) if "error" in answer else [None] * n
         columns["latency_ms"] += [e.latency_ms] * n
+        columns["status"] += [e.status] * n
+        columns["model_version"] += [model.version] * n
     return columns
 
 
@@ -205,7 +217,8 @@ def _one_row(columns: dict[str, list], e: Entry, model: ModelId) -> None:
     record, answer = e.records[0], e.answer
     for name, value in (("request_id", e.request_id), ("row", 0), ("time", int(e.time * 1000)),
                         ("model_name", model.name), ("run_id", model.run_id), ("role", e.role),
-                        ("latency_ms", e.latency_ms)):  # fmt: skip
+                        ("latency_ms", e.latency_ms), ("status", e.status),
+                        ("model_version", model.version)):  # fmt: skip
         columns[name].append(value)
     for name in _NUMBER_FIELDS:
         columns[name].append(_number(record.get(name)))

@@ -35,6 +35,7 @@ PREDICTION_SCHEMA = pa.schema(
         ("mpg_high", pa.float64()),
         ("error", pa.string()),
         ("latency_ms", pa.float64()),  # the whole request's, on every row of it
+        ("status", pa.int16()),  # 200 answered; 500: the version failed (a row per request)
     ]
 )
 PARTITIONS = ("date", "model_version")  # directories, not columns in the files

@@ -32,6 +32,7 @@ from carnn_pyfunc.serving.metrics import ServiceMetrics
 from carnn_pyfunc.serving.observe import Observer, training_ranges
 from carnn_pyfunc.serving.scoring import IGNORED_HEADER, PATH, Scoring, error_headers, metric_field
 from carnn_pyfunc.serving.settings import Settings
+from carnn_pyfunc.serving.traffic import Traffic, Version
 
 logger = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
@@ -50,6 +51,7 @@ class Service:
         self.page = page.render(info, makers=model.makers, auth=settings.token is not None)
         self.scoring = Scoring(model, settings, self.metrics)
         self.scoring.observer = self.observer = observer_for(model, settings, self.metrics)
+        self.scoring.traffic = self.traffic = traffic_for(model, settings, self)
 
     async def feedback(self, request: Request) -> Response:
         chunks = request.stream()
@@ -62,7 +64,8 @@ class Service:
     @contextlib.asynccontextmanager
     async def lifespan(self, app):
         yield
-        await asyncio.to_thread(self.observer.close)  # the log's last rows, at shutdown
+        await asyncio.to_thread(self.traffic.close)  # shadow scoring's last rows ...
+        await asyncio.to_thread(self.observer.close)  # ... and the log's, at shutdown
 
     def route(
         self, path: str, handler: Handler, *, methods=("GET",), auth=False, limited=False
@@ -173,6 +176,21 @@ def observer_for(model: LoadedModel, settings: Settings, metrics: ServiceMetrics
             on_dropped=metrics.log_dropped.inc,
         )
     return Observer(metrics, ranges, log)
+
+
+def traffic_for(model: LoadedModel, settings: Settings, service: Service) -> Traffic:
+    """The primary, and the canary or shadow ``settings`` name (loaded now)."""
+    second = settings.canary_uri or settings.shadow_uri
+    other = Version("canary", second, load(second)) if second else None
+    return Traffic(
+        Version("primary", settings.model_uri, model),
+        other if settings.canary_uri else None,
+        shadow=other if settings.shadow_uri else None,
+        percent=settings.canary_percent,
+        poll_s=settings.poll_s,
+        metrics=service.metrics,
+        observer=service.observer,
+    )
 
 
 def create_app(settings: Settings, model: LoadedModel | None = None):

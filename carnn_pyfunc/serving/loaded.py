@@ -22,7 +22,7 @@ from mlflow.exceptions import MlflowException
 from carnn_pyfunc.contract import FIELDS, OTHER_MAKER
 from carnn_pyfunc.registry.export import EXPORT_INFO
 
-_REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
+REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
 
 
 @dataclass
@@ -69,7 +69,7 @@ def load(model_uri: str) -> LoadedModel:
 
 def registered(model_uri: str) -> tuple[str | None, str | None, str | None]:
     """(name, version, run id) of a registered model URI; Nones for any other URI."""
-    match = _REGISTRY_URI.match(model_uri)
+    match = REGISTRY_URI.match(model_uri)
     if not match:
         return None, None, None
     client = mlflow.MlflowClient()
@@ -92,7 +92,7 @@ def describe(model_uri: str, pyfunc: mlflow.pyfunc.PyFuncModel) -> dict[str, Any
         "run_id": meta.run_id,
         "trained_at": meta.utc_time_created,
     }
-    match = _REGISTRY_URI.match(model_uri)
+    match = REGISTRY_URI.match(model_uri)
     if match:
         client = mlflow.MlflowClient()
         version = (
@@ -105,7 +105,7 @@ def describe(model_uri: str, pyfunc: mlflow.pyfunc.PyFuncModel) -> dict[str, Any
         info["trained_at"] = _iso(version.creation_timestamp) or info["trained_at"]
     elif (Path(model_uri) / EXPORT_INFO).is_file():  # an exported model directory
         exported = json.loads((Path(model_uri) / EXPORT_INFO).read_text())
-        alias = _REGISTRY_URI.match(exported.get("model_uri", ""))
+        alias = REGISTRY_URI.match(exported.get("model_uri", ""))
         info.update(
             name=exported.get("name"),
             version=exported.get("version"),

@@ -78,6 +78,30 @@ class ServiceMetrics:
         self.labels = Counter(
             "carnn_feedback_labels", "true MPG figures received at /feedback", registry=r
         )
+        self.scored = Counter(
+            "carnn_scored_requests",
+            "scoring requests by the role and version that answered, and status",
+            ["role", "version", "status"],
+            registry=r,
+        )
+        self.scored_latency = Histogram(
+            "carnn_scored_request_duration_seconds",
+            "time to answer a scoring request, by the role and version that answered",
+            ["role", "version"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.canary_percent = Gauge(
+            "carnn_canary_percent",
+            "the share of requests the canary answers",
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.shadow_skipped = Counter(
+            "carnn_shadow_skipped",
+            "requests not shadow-scored (the shadow's queue was full)",
+            registry=r,
+        )
         self.model = Gauge(
             "carnn_model_info",
             "the served model (value 1)",

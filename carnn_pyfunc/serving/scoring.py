@@ -31,6 +31,7 @@ from carnn_pyfunc.serving.metrics import ServiceMetrics
 from carnn_pyfunc.serving.observe import Observer
 from carnn_pyfunc.serving.protocol import Parsed, parse
 from carnn_pyfunc.serving.settings import Settings
+from carnn_pyfunc.serving.traffic import Traffic
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ class Scoring:
         # two threads: a big request does not wait for another's GIL-free model call to end
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="carnn-score")
         self.observer: Observer | None = None  # set by the app: live signals, prediction log
+        self.traffic: Traffic | None = None  # set by the app: which version answers
         self.role = "primary"
         self._latency = metrics.latency.labels(PATH)
         self._ok = metrics.requests.labels(PATH, "POST", "200")
@@ -95,38 +97,46 @@ class Scoring:
         started = time.perf_counter()
         metrics = self.metrics
         metrics.in_flight.inc()
-        slot, status, extra = None, 200, []
+        slot, status, extra, version, request_id = None, 200, [], None, ""
         try:
             if scope["method"] != "POST":
                 raise ApiError(405, "METHOD_NOT_ALLOWED", "POST records to /invocations")
             headers = dict(scope["headers"])
             self.authorise(headers.get(b"authorization", b""))
             slot = self.slots.take()
+            request_id = request_id_of(headers)
+            version, other = self.traffic.pick(request_id)
             declared = headers.get(b"content-length", b"").decode("latin-1")
             body = await self.read_body(_chunks(receive), declared)
             content_type = headers.get(b"content-type", b"").decode("latin-1")
+            model = version.model
             if len(body) <= INLINE_BYTES:  # no coroutine or thread for a few cars
-                payload, ignored, records, columns = self.invocations(body, content_type)
+                payload, ignored, parsed, columns = self.invocations(body, content_type, model)
             else:
-                job = lambda: self.invocations(body, content_type)  # noqa: E731
-                payload, ignored, records, columns = await self.work(job, body)
+                job = lambda: self.invocations(body, content_type, model)  # noqa: E731
+                payload, ignored, parsed, columns = await self.work(job, body)
             if ignored:
                 extra = [(IGNORED_HEADER.lower().encode(), _header_value(ignored))]
-            response_headers = _JSON + extra
-            if self.observer is not None:
-                request_id = request_id_of(headers)
-                response_headers.append((b"x-request-id", request_id.encode()))
-                latency_ms = (time.perf_counter() - started) * 1000
-                self.observer.record(Entry(request_id, time.time(), records, columns,
-                                           latency_ms, self.role))  # fmt: skip
+            response_headers = [*_JSON, *extra, (b"x-request-id", request_id.encode()),
+                                (b"x-carnn-model-version", version.label)]  # fmt: skip
+            latency_ms = (time.perf_counter() - started) * 1000
+            entry = Entry(request_id, time.time(), parsed.records, columns, latency_ms,
+                          version.role, version.id)  # fmt: skip
+            self.observer.record(entry)
+            if other is not None:
+                self.traffic.shadow(other, entry, parsed.params)
         except ApiError as err:
             status, payload, response_headers = err.status, err.body(), error_headers(err)
             if status == 400:
                 metrics.invalid.labels(metric_field(err.fields)).inc()
+            if status >= 500 and version is not None:
+                self._failed(request_id, version, status, started)
         except Exception:  # a bug of ours, not the client's: logged, answered without details
             logger.exception("POST %s failed", PATH)
             status, response_headers = 500, list(_JSON)
             payload = ApiError(500, "INTERNAL_ERROR", "the service failed; see its log").body()
+            if version is not None:
+                self._failed(request_id, version, status, started)
         finally:
             metrics.in_flight.dec()
             if slot is not None and not slot.held:
@@ -136,14 +146,26 @@ class Scoring:
         await send({"type": "http.response.body", "body": payload})
         counter = self._ok if status == 200 else metrics.requests.labels(PATH, "POST", str(status))
         counter.inc()
-        self._latency.observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        self._latency.observe(elapsed)
+        if version is not None:
+            role, label = version.role, version.id.version or ""
+            metrics.scored.labels(role, label, str(status)).inc()
+            metrics.scored_latency.labels(role, label).observe(elapsed)
 
-    def invocations(self, body: bytes, content_type: str | None) -> tuple:
-        """(the answer's JSON, ignored columns, the records, the answer's columns)."""
+    def _failed(self, request_id: str, version, status: int, started: float) -> None:
+        """A 5xx of a version is evidence too: one row in the log with its status."""
+        answer = {"mpg": [float("nan")], "error": [f"HTTP {status}"]}
+        latency = (time.perf_counter() - started) * 1000
+        self.observer.record(Entry(request_id, time.time(), [{}], answer, latency, version.role,
+                                   version.id, status))  # fmt: skip
+
+    def invocations(self, body: bytes, content_type: str | None, model: LoadedModel) -> tuple:
+        """(the answer's JSON, ignored columns, the parsed request, the answer's columns)."""
         parsed = self.parse(body, content_type)
-        columns = self.score(parsed.records, parsed.params)
+        columns = self.score(parsed.records, parsed.params, model)
         self.metrics.rows.inc(len(parsed.records))
-        return encode_predictions(columns), parsed.ignored, parsed.records, columns
+        return encode_predictions(columns), parsed.ignored, parsed, columns
 
     def parse(self, body: bytes, content_type: str | None) -> Parsed:
         try:
@@ -151,10 +173,11 @@ class Scoring:
         except InvalidRecordError as err:  # a misspelt field name
             raise invalid_records(err) from None
 
-    def score(self, records, params) -> dict:
-        """The model's answer (columns), or the ApiError naming what is wrong."""
+    def score(self, records, params, model: LoadedModel | None = None) -> dict:
+        """The answer's columns of ``model`` (the primary's by default), or the ApiError naming
+        what is wrong."""
         try:
-            return self.model.answer(records, params)
+            return (model or self.traffic.primary.model).answer(records, params)
         except MlflowException as err:
             if isinstance(err.__cause__, InvalidRecordError):
                 raise invalid_records(err.__cause__) from None

@@ -32,6 +32,10 @@ class Settings:
     timeout_s: float = 30.0
     prediction_log: str | None = None  # root of the prediction log; None: no log
     prediction_log_sample: float = 1.0  # share of requests logged
+    shadow_uri: str | None = None  # scores every request's rows in the background
+    canary_uri: str | None = None  # answers canary_percent % of requests
+    canary_percent: float | None = None  # None: the registry's weight tag, polled
+    poll_s: float = 5.0  # seconds between registry polls (aliases, the canary weight)
 
     def __post_init__(self) -> None:
         if self.token is not None and len(self.token) < MIN_TOKEN_LENGTH:
@@ -42,6 +46,10 @@ class Settings:
             raise ValueError("max rows and max in flight: at least 1")
         if self.timeout_s <= 0:
             raise ValueError("timeout: expected a positive number of seconds")
+        if self.canary_percent is not None and not 0 <= self.canary_percent <= 100:
+            raise ValueError("canary percent: expected 0 to 100")
+        if self.shadow_uri and self.canary_uri:
+            raise ValueError("a shadow or a canary, not both (a canary is shadowed already)")
         if not 0 < self.prediction_log_sample <= 1:
             raise ValueError("prediction log sample: expected a share in (0, 1]")
 
