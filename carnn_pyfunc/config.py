@@ -16,6 +16,10 @@ TARGETS = ("mpg", "log")
 # How the learning rate moves over a run (network.py implements each one).
 SCHEDULES = ("cosine", "constant")
 
+# --extra-data values that mean no extra cars. Not empty by default: `mlflow run` logs an empty
+# parameter as '' (shell-quoted), which the run's own log_params would then contradict.
+NO_EXTRA_DATA = ("none", "")
+
 # Python types of config fields, by their annotation (annotations are strings here).
 FIELD_TYPES: dict[str, type] = {"int": int, "float": float, "str": str}
 
@@ -81,10 +85,10 @@ class TrainConfig:
         str(DEFAULT_DATA_PATH), "the raw UCI auto-mpg.data file", lambda v: Path(v).is_file()
     )
     extra_data: str = _param(
-        "",
+        NO_EXTRA_DATA[0],
         "labelled served cars added to the training split only (Parquet: the fields and mpg, "
-        "as `carnn labelled` writes them; validated, de-duplicated); empty: none",
-        lambda v: v == "" or Path(v).is_file(),
+        "as `carnn labelled` writes them; validated, de-duplicated); none: no extra cars",
+        lambda v: v in NO_EXTRA_DATA or Path(v).is_file(),
     )
 
     def __post_init__(self) -> None:

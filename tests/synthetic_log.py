@@ -48,7 +48,10 @@ def write_predictions(
         "mpg_high": [None] * n,
         "error": [errors.get(i) for i in range(n)],
         "latency_ms": [3.0] * n,
+        "status": [200] * n,
     }
+    for name in PREDICTION_SCHEMA.names:  # columns the schema has gained since: null
+        columns.setdefault(name, [None] * n)
     for name in [f.name for f in FIELDS if f.numeric]:  # NaN (missing) is null in the log
         columns[name] = [None if v != v else v for v in columns[name]]
     folder = root / PREDICTIONS / f"date={when:%Y-%m-%d}" / f"model_version={version}"

@@ -63,7 +63,10 @@ def labelled_rows(
     field columns and ``mpg``, the true figure. LogNotFound when ``root`` holds no log."""
     window = Window(_utc(since) or EPOCH, _utc(until) or datetime.now(UTC))
     log = read_window(root, window)
-    log = log[log["error"].isna() & log["mpg"].notna() & log[LABEL_COLUMN].notna()].copy()
+    answered = log["error"].isna() & log["mpg"].notna() & log[LABEL_COLUMN].notna()
+    if "status" in log.columns:  # a version that failed the request logs status 500
+        answered &= log["status"].isna() | (log["status"] == 200)
+    log = log[answered].copy()
     log["_shadowed"] = log["role"].fillna("primary") != "primary"  # the primary's row first
     log = log.sort_values(["_shadowed", "time"], kind="stable")
     log = log.drop_duplicates(["request_id", "row"])

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from carnn_pyfunc import data
+from carnn_pyfunc.config import NO_EXTRA_DATA
 from carnn_pyfunc.contract import InvalidRecordError
 from carnn_pyfunc.contract.rows import row_problems
 from carnn_pyfunc.contract.validation import NUMBERS
@@ -60,8 +61,11 @@ class ExtraRows:
         return pd.concat([train, self.rows], ignore_index=True)
 
 
-def read_extra(path: str, known: pd.DataFrame) -> ExtraRows:
-    """The valid, new cars of the Parquet file ``path``; ``known``: the whole data file."""
+def read_extra(path: str, known: pd.DataFrame) -> ExtraRows | None:
+    """The valid, new cars of the Parquet file ``path`` (None for ``none``: no extra data);
+    ``known``: the whole data file."""
+    if path in NO_EXTRA_DATA:
+        return None
     try:
         frame = pd.read_parquet(path)
     except (OSError, ValueError, TypeError) as err:  # pyarrow's errors are one of these

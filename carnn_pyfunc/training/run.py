@@ -91,7 +91,7 @@ def run_training(config: TrainConfig, *, nested: bool = False) -> TrainResult:
     """Train, evaluate and log one run to the current tracking URI; register the model."""
     frame = data.load_auto_mpg(config.data_path)
     train, test = data.split(frame, test_size=config.test_size, seed=config.seed)
-    extra = read_extra(config.extra_data, frame) if config.extra_data else None
+    extra = read_extra(config.extra_data, frame)  # None: no --extra-data
 
     if not MLFLOW_RUN_ID.get() and not nested:  # `mlflow run` chose the experiment already
         mlflow.set_experiment(config.experiment_name)
