@@ -10,11 +10,13 @@
 - ``fast``: a few JSON records validated and encoded with Python scalars (the served one-car
   request), bit for bit what the vectorised path computes.
 - ``encoder``: :class:`FeatureContract`, the fitted state and ``transform``.
-- ``fitting``: fit on the training split; save and load the state.
+- ``fitting``: fit on the training split; save and load the state (every format it reads).
+- ``legacy``: the scaler of contract formats 2 and 3, read from its joblib pickle (restricted).
 
-May import: numpy, pandas (scikit-learn only inside ``fit_contract``: serving needs none) and
-:mod:`carnn_pyfunc.versions`; nothing else of carnn (training, serving and the model import this
-package, never the other way).
+May import: numpy, pandas (scikit-learn only inside ``fit_contract``: serving needs none; joblib
+only for the old formats' scaler), :mod:`carnn_pyfunc.versions` and :mod:`carnn_pyfunc.formats`;
+nothing else of carnn (training, serving and the model import this package, never the other
+way).
 """
 
 from carnn_pyfunc.contract.encoder import LOG_FIELDS, SCALED_FEATURES, FeatureContract

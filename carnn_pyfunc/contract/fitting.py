@@ -3,6 +3,12 @@
 The state is one file, ``contract.json``: vocabularies, imputation values, the fitted scaler's
 numbers, the layout and library versions. Loading it needs neither scikit-learn nor a pickle, so
 a serving environment carries neither.
+
+:func:`load_contract` reads every contract format carnn wrote that this encoder can apply
+faithfully: 4 (this one) and 2 and 3 (the same layout, the scaler kept in ``scaler.joblib``,
+read by :mod:`.legacy`; format 2's own field limits are not used: the field table validates).
+Format 1's network takes another layout; it, and any format newer than this code, is refused
+with one line naming the release that reads it (:mod:`carnn_pyfunc.formats`).
 """
 
 from __future__ import annotations
@@ -32,8 +38,9 @@ from carnn_pyfunc.contract.fields import (
     REQUIRED_FIELDS,
 )
 from carnn_pyfunc.contract.names import OTHER_MAKER, maker_of
+from carnn_pyfunc.formats import CONTRACT_FORMAT, UnservableFormat, contract_refusal
 
-CONTRACT_FORMAT = 4
+SCALER_FORMATS = (2, 3)  # contract formats whose scaler is a joblib pickle beside contract.json
 
 
 def fit_contract(train: pd.DataFrame, *, min_maker_count: int) -> FeatureContract:
@@ -92,20 +99,35 @@ def save_contract(contract: FeatureContract, path: str | Path) -> None:
     Path(path).write_text(json.dumps(contract_json(contract), indent=2) + "\n")
 
 
-def load_contract(path: str | Path) -> FeatureContract:
+def contract_format(path: str | Path) -> object:
+    """The ``format`` a contract.json says it has."""
+    return json.loads(Path(path).read_text()).get("format")
+
+
+def load_contract(path: str | Path, scaler_path: str | Path | None = None) -> FeatureContract:
+    """The fitted contract in ``path`` (and, for formats 2 and 3, the scaler at ``scaler_path``).
+
+    Raises UnservableFormat (one line) for a format this code does not read."""
     state = json.loads(Path(path).read_text())
-    if state.get("format") != CONTRACT_FORMAT:
-        raise ValueError(
-            f"{path}: contract format {state.get('format')!r}, expected {CONTRACT_FORMAT}"
-        )
+    number = state.get("format")
+    if number == CONTRACT_FORMAT:
+        scale, shift = tuple(state["scale"]), tuple(state["shift"])
+    elif number in SCALER_FORMATS and scaler_path is not None:
+        from carnn_pyfunc.contract.legacy import read_scaler
+
+        scale, shift = read_scaler(scaler_path)
+    elif number in SCALER_FORMATS:
+        raise ValueError(f"{path}: contract format {number} needs its scaler.joblib as well")
+    else:
+        raise UnservableFormat(contract_refusal(number, state.get("feature_names")))
     contract = FeatureContract(
         horsepower_median=float(state["horsepower_median"]),
         makers=tuple(state["makers"]),
         maker_origin={k: int(v) for k, v in state["maker_origin"].items()},
         origin_frequencies=tuple(state["origin_frequencies"]),
         years=tuple(state["years"]),
-        scale=tuple(state["scale"]),
-        shift=tuple(state["shift"]),
+        scale=scale,
+        shift=shift,
         maker_aliases=dict(state["maker_aliases"]),
         versions=dict(state["versions"]),
     )

@@ -8,5 +8,5 @@
 - ``bundle``: log the one pyfunc model with its artifacts, signature and pins.
 
 May import: :mod:`carnn_pyfunc.contract`, :mod:`carnn_pyfunc.config`, :mod:`carnn_pyfunc.versions`,
-Keras/TensorFlow and MLflow; never training, registry or serving.
+:mod:`carnn_pyfunc.formats`, Keras/TensorFlow and MLflow; never training, registry or serving.
 """

@@ -19,6 +19,7 @@ from mlflow.models.model import ModelInfo
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 from carnn_pyfunc.contract import FIELDS, FeatureContract, save_contract
+from carnn_pyfunc.formats import FORMAT_FILE, marker
 from carnn_pyfunc.model.forward import litert_forward
 from carnn_pyfunc.model.intervals import HIGH_COLUMN, INTERVAL_PARAM, LOW_COLUMN, Calibration
 from carnn_pyfunc.model.pyfunc import (
@@ -28,6 +29,7 @@ from carnn_pyfunc.model.pyfunc import (
     ERROR_COLUMN,
     ERRORS_PARAM,
     FORWARD_ARTIFACT,
+    MARKER_ARTIFACT,
     NETWORK_ARTIFACT,
     OUTPUT_COLUMN,
     PROFILE_ARTIFACT,
@@ -90,7 +92,9 @@ def log_carnn_model(
             FORWARD_ARTIFACT: Path(tmp) / "model.tflite",
             CONTRACT_ARTIFACT: Path(tmp) / "contract.json",
             CALIBRATION_ARTIFACT: Path(tmp) / "calibration.json",
+            MARKER_ARTIFACT: Path(tmp) / FORMAT_FILE,  # the model format (carnn_pyfunc.formats)
         }
+        artifacts[MARKER_ARTIFACT].write_text(json.dumps(marker()) + "\n")
         if profile is not None:  # the reference profile monitoring compares served inputs with
             artifacts[PROFILE_ARTIFACT] = Path(tmp) / "profile.json"
             artifacts[PROFILE_ARTIFACT].write_text(json.dumps(profile, indent=1) + "\n")

@@ -1,7 +1,8 @@
 """The MLflow PythonModel: everything is loaded in ``load_context``; ``predict`` only computes.
 
 Logged as "models from code" (see ``model_code.py``) with the carnn package shipped via
-``code_paths``, so loading never unpickles a live Python object.
+``code_paths``, so loading never unpickles a live Python object. ``load_context`` serves every
+model format :mod:`carnn_pyfunc.formats` lists as read, and refuses the others with one line.
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ from mlflow.pyfunc import PythonModel
 
 from carnn_pyfunc.contract import InvalidRecordError, load_contract
 from carnn_pyfunc.contract.validation import shown
+from carnn_pyfunc.formats import (
+    FORMAT_ARTIFACT,
+    UnservableFormat,
+    contract_written_by,
+    model_format,
+    refusal,
+)
 from carnn_pyfunc.model.forward import (
     FORWARD_CONFIG,
     THREADS_CONFIG,
@@ -42,6 +50,8 @@ FORWARD_ARTIFACT = "forward"  # model.tflite: the same network compiled for serv
 CONTRACT_ARTIFACT = "contract"  # contract.json: the fitted feature contract
 CALIBRATION_ARTIFACT = "calibration"  # calibration.json: the intervals' conformal scores
 PROFILE_ARTIFACT = "profile"  # profile.json: the training distribution (monitoring); optional
+MARKER_ARTIFACT = FORMAT_ARTIFACT  # model_format.json: the model format (see formats.py)
+SCALER_ARTIFACT = "scaler"  # scaler.joblib: the fitted scaler of model formats 2 and 3 only
 OUTPUT_COLUMN = "mpg"
 ERROR_COLUMN = "error"  # with params {"errors": "column"}: the reason a row has no MPG
 ERRORS_PARAM, ERRORS_MODES = "errors", ("raise", "column")
@@ -58,9 +68,14 @@ class CarnnModel(PythonModel):
     def load_context(self, context) -> None:
         config = {**DEFAULT_MODEL_CONFIG, **(context.model_config or {})}
         artifacts = context.artifacts
-        self.contract = load_contract(artifacts[CONTRACT_ARTIFACT])
-        calibration = json.loads(Path(artifacts[CALIBRATION_ARTIFACT]).read_text())
-        self.calibration = np.asarray(calibration["scores"], dtype=np.float64)
+        self.model_format = served_format(artifacts)
+        self.contract = load_contract(artifacts[CONTRACT_ARTIFACT], artifacts.get(SCALER_ARTIFACT))
+        calibration = artifacts.get(CALIBRATION_ARTIFACT)  # model format 4 and older have none
+        self.calibration = (
+            np.asarray(json.loads(Path(calibration).read_text())["scores"], dtype=np.float64)
+            if calibration
+            else None
+        )
         profile = artifacts.get(PROFILE_ARTIFACT)  # models logged before monitoring have none
         self.profile = json.loads(Path(profile).read_text()) if profile else None
         drift = {
@@ -72,12 +87,12 @@ class CarnnModel(PythonModel):
             logger.warning("library versions differ from training (trained, installed): %s", drift)
         engine, threads = config[FORWARD_CONFIG], int(config.get(THREADS_CONFIG) or 0)
         n_features = self.contract.n_features
-        if engine == "litert":  # the flatbuffer compiled at training time: no TensorFlow here
+        if engine == "litert" and FORWARD_ARTIFACT in artifacts:  # compiled at training time
             flatbuffer = Path(artifacts[FORWARD_ARTIFACT]).read_bytes()
             self.forward = litert_forward(flatbuffer, n_features, threads)
             return
         _limit_tf_threads(int(config[TF_THREADS_CONFIG] or 0))
-        import keras  # the Keras file, the source of truth, where TensorFlow is installed
+        import keras  # the Keras file, the source of truth (formats 2, 3: the only network)
 
         network = keras.saving.load_model(artifacts[NETWORK_ARTIFACT], compile=False)
         self.forward = compile_forward(network, n_features, engine, threads)
@@ -130,6 +145,12 @@ class CarnnModel(PythonModel):
         return columns
 
     def _check_level(self, level: object) -> None:
+        if self.calibration is None:
+            raise MlflowException(
+                f"{INTERVAL_PARAM}: this model (model format {self.model_format}) carries no "
+                "calibration for intervals; models logged by carnn 78e2834 or later do",
+                error_code=INVALID_PARAMETER_VALUE,
+            )
         if not (isinstance(level, int | float) and not isinstance(level, bool) and 0 < level < 1):
             raise MlflowException(
                 f"{INTERVAL_PARAM}: {shown(level)} is not a level between 0 and 1 (0.9 for 90%)",
@@ -159,6 +180,17 @@ class CarnnModel(PythonModel):
                 error_code=INVALID_PARAMETER_VALUE,
             )
         return mpg
+
+
+def served_format(artifacts: dict[str, str]) -> int:
+    """The model format of these artifacts (name -> local path); UnservableFormat, one line, if
+    this code does not serve it here."""
+    state = json.loads(Path(artifacts[CONTRACT_ARTIFACT]).read_text())
+    number = model_format(artifacts, state.get("format"))
+    why = refusal(number, contract_written_by(state.get("format"), state.get("feature_names")))
+    if why:
+        raise UnservableFormat(why)
+    return number
 
 
 def _limit_tf_threads(threads: int) -> None:
