@@ -295,6 +295,7 @@ def run(workdir: Path, duration: float, rounds: int, batch_rows_10m: bool = Fals
     import container_bench
     import http_bench
     import mlflow
+    import monitor_bench
     import numpy as np
 
     paths, train_seconds = build_models(workdir)
@@ -341,6 +342,7 @@ def run(workdir: Path, duration: float, rounds: int, batch_rows_10m: bool = Fals
         **http,
         **batch,
         **container,
+        **monitor_bench.run(str(paths["carnn"])),  # monitoring statistics, offline
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
     }
 
@@ -403,8 +405,10 @@ def report(results: dict) -> str:
     ]
     import batch_bench  # beside this file
     import container_bench
+    import monitor_bench
 
     reports = [*http_bench.report(results), *batch_bench.report(results)]
+    reports += monitor_bench.report(results)
     return "\n".join([*lines, *reports, *container_bench.report(results)])
 
 

@@ -74,7 +74,10 @@ def write_log(
 
 def as_table(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
     """Columns as Python lists (NaN as null, times as datetimes) in the schema's types."""
-    columns = {c: [None if v != v else v for v in frame[c].tolist()] for c in schema.names}
+    columns = {
+        c: [None if v != v else v for v in frame[c].tolist()] if c in frame else [None] * len(frame)
+        for c in schema.names
+    }  # columns the schema has and the frame not (a newer schema's): null
     return pa.Table.from_pydict(columns, schema=schema)
 
 
@@ -308,3 +311,31 @@ def test_one_run_per_window_in_carnn_monitoring_with_metrics_and_report(
     assert len(runs) == 1
     assert "weight" in runs[0].data.tags["reasons"]
     assert runs[0].data.metrics["live_mae_ratio"] > 1.25
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")  # pyspark's, on pandas 3
+def test_the_spark_engine_reads_the_window_as_pyarrow_does(split, profile_file, tmp_path):
+    from carnn_pyfunc.monitoring.spark_reading import read_window_spark, session
+
+    _, test = split
+    window_cars = cars(test, 150)
+    ids = write_log(tmp_path, window_cars, window_cars["mpg"])
+    write_log(tmp_path, window_cars.head(5), [20.0] * 5, version="2", prefix="v")
+    write_labels(tmp_path, ids[:50], [99.0] * 50, START + timedelta(hours=1))
+    write_labels(tmp_path, ids[:50], window_cars["mpg"][:50], START + timedelta(hours=2))
+    next((tmp_path / "predictions").rglob("*.parquet")).with_name("x.parquet.partial").write_text(
+        ""
+    )
+    spark = session("local[1]")
+    try:
+        window = Window(START, START + timedelta(hours=3), "carnn", "1")
+        keys = ["request_id", "row"]
+        here = read_window(str(tmp_path), window).sort_values(keys).reset_index(drop=True)
+        there = read_window_spark(str(tmp_path), window, spark=spark)
+        there = there.sort_values(keys).reset_index(drop=True)[here.columns]
+        pd.testing.assert_frame_equal(here, there, check_dtype=False)
+        sampled = read_window_spark(str(tmp_path), window, sample_rows=50, spark=spark)
+        assert 20 < len(sampled) < 100
+    finally:
+        spark.stop()  # other tests start sessions of their own settings

@@ -79,7 +79,7 @@ class Outcome:
         since, until = self.window.since, self.window.until
         return (
             f"{self.model_name} version {self.model_version}, "
-            f"{since:%Y-%m-%d %H:%M} to {until:%Y-%m-%d %H:%M} UTC"
+            f"{since:%Y-%m-%d %H:%M:%S} to {until:%Y-%m-%d %H:%M:%S} UTC"
         )
 
 
@@ -113,6 +113,8 @@ def judge(
     thresholds = thresholds or Thresholds()
     frame = frame.sort_values(["time", "request_id", "row"], kind="stable")  # either engine
     failed = frame["error"].notna() | frame["mpg"].isna()
+    if "status" in frame:  # a version that failed the whole request logs status 500
+        failed |= frame["status"].notna() & (frame["status"] != 200)
     good = frame[~failed]
     table = judge_fields(drift_table(good, profile, thresholds.correction), thresholds)
     labelled = good[good[LABEL_COLUMN].notna()]

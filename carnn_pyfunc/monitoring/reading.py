@@ -46,9 +46,8 @@ class Window:
     def describe(self) -> str:
         model = self.model_name or "any model"
         version = f" version {self.model_version}" if self.model_version else ""
-        return (
-            f"{model}{version} from {self.since:%Y-%m-%d %H:%M} to {self.until:%Y-%m-%d %H:%M} UTC"
-        )
+        since, until = f"{self.since:%Y-%m-%d %H:%M:%S}", f"{self.until:%Y-%m-%d %H:%M:%S}"
+        return f"{model}{version} from {since} to {until} UTC"
 
 
 def _dataset(

@@ -23,6 +23,7 @@ from carnn_pyfunc.monitoring.schema import LABELS, PREDICTION_SCHEMA, PREDICTION
 logger = logging.getLogger(__name__)
 DEFAULT_MASTER = "local[*]"
 SEED = 7  # the sample's
+_SPARK_TYPES = {"double": "double", "int16": "short", "int32": "int", "string": "string"}
 _PANDAS_WARNING = "PySpark does not yet fully support pandas"  # pandas 3: it works (tested)
 
 
@@ -77,7 +78,7 @@ def read_window_spark(
     log = (
         spark.read.option("basePath", base)
         .option("pathGlobFilter", "*.parquet")
-        .option("recursiveFileLookup", "false")
+        .option("mergeSchema", "true")  # files written before a column was added lack it
         .parquet(base)
     )
     rows = log.where(
@@ -109,6 +110,9 @@ def read_window_spark(
         )
         rows = rows.sample(fraction=sample_rows / total, seed=SEED)
     columns = [*PREDICTION_SCHEMA.names, "date", "model_version", LABEL_COLUMN]
+    for name in set(columns) - set(rows.columns):  # not in any file yet: null
+        kind = _SPARK_TYPES.get(str(PREDICTION_SCHEMA.field(name).type), "string")
+        rows = rows.withColumn(name, F.lit(None).cast(kind))
     frame = rows.select(*columns).toPandas()
     return _as_read_here(frame)
 
