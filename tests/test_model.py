@@ -109,6 +109,7 @@ def test_model_is_logged_from_code_with_its_artifacts_and_pins(model_dir):
         "contract": "artifacts/contract.json",
         "calibration": "artifacts/calibration.json",
         "profile": "artifacts/profile.json",  # the reference profile (monitoring)
+        "format": "artifacts/model_format.json",  # the model format (carnn_pyfunc.formats)
     }
     requirements = Path(model_dir, "requirements.txt").read_text().split()
     for pin in model_requirements():

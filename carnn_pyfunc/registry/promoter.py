@@ -15,6 +15,7 @@ from carnn_pyfunc.registry import stages
 from carnn_pyfunc.registry.gates import Gates, HeldOutScorer
 from carnn_pyfunc.registry.live import LiveWindow, compare_live
 from carnn_pyfunc.registry.lock import RegistryLock
+from carnn_pyfunc.registry.servable import refuse_unservable
 from carnn_pyfunc.registry.stages import PRODUCTION, STAGING, Outcome, PromotionRefused
 from carnn_pyfunc.registry.store import RegistryStore
 
@@ -87,6 +88,7 @@ class Promoter:
         version = self.resolve(spec)
         stage = self.store.stage_of(version)
         stages.check_order(version, stage, to)
+        refuse_unservable(self.store, version, stage, to, self.lock)  # its model format
         staging_why, gate_metrics = (
             self.scorer.check_gates(version) if stage != STAGING else (None, None)
         )
@@ -123,6 +125,7 @@ class Promoter:
         """Swap ``production`` and ``previous-production``."""
         with self.lock.held():
             transitions = stages.plan_rollback(self.aliases(), reason)
+            refuse_unservable(self.store, transitions[0].version, stages.PREVIOUS, PRODUCTION)
             self.store.apply(transitions)
         return Outcome(transitions[0].version, transitions)
 
