@@ -3,7 +3,10 @@
 - ``train``: train, evaluate, sweep; ``registry``: promote, rollback, stages, export;
   ``serve``: the scoring service; ``predict``: its command-line client; ``score``: batch
   scoring of files; ``labelled``: a window's labelled served cars as Parquet, and the
-  live-evidence options of promotion; ``common``: what the commands share.
+  live-evidence options of promotion; ``feedback``: true MPG figures for logged rows, from a
+  CSV; ``rollout``: canary steps to production, or back; ``monitor``: a window of
+  the prediction log judged against the model's profile (drift, live accuracy), one MLflow run,
+  exit 3 on an alert; ``common``: what the commands share.
 
 May import every carnn package, lazily inside the commands: a command's module is imported only
 when that command runs (``carnn serve``'s supervisor loads no model stack, ``carnn --help`` no
@@ -34,6 +37,8 @@ COMMANDS = {
     "score": "score:score",
     "monitor": "monitor:monitor",
     "labelled": "labelled:labelled",
+    "feedback": "feedback:feedback",
+    "rollout": "rollout:rollout",
 }
 
 

@@ -8,6 +8,8 @@ later, and whether its inputs still look like its training data and its answers 
 - ``prediction_log``: the writer `carnn serve` and `carnn score` use: batches off the request
   path, a bounded queue (drops counted), each worker its own files, flushed at shutdown.
 - ``labels``: true MPG figures for logged rows (``POST /feedback``, `carnn feedback`).
+- ``labelled``: a window's labelled served cars (for ``train.py --extra-data`` and the
+  live-evidence gate).
 - ``reading``: a window of the log joined with its labels (pyarrow datasets, partitions pruned);
   ``spark_reading``: the same with Spark, for a log too big for one machine.
 - ``drift``: per-field drift against the profile (KS, chi-square, Holm or Benjamini-Hochberg

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from carnn_pyfunc.formats import UnservableFormat
 from carnn_pyfunc.monitoring.prediction_log import ModelId, PredictionLog
 from carnn_pyfunc.serving import csv_scoring, feedback, openapi, page
 from carnn_pyfunc.serving.answers import encode
@@ -208,5 +209,9 @@ def create_app(settings: Settings, model: LoadedModel | None = None):
 
 
 def app_from_env():
-    """The uvicorn factory each worker calls: settings from the environment ``carnn serve`` set."""
-    return create_app(Settings.from_env())
+    """The uvicorn factory each worker calls: settings from the environment ``carnn serve`` set.
+    A model this release cannot serve stops the worker with one line saying why."""
+    try:
+        return create_app(Settings.from_env())
+    except UnservableFormat as err:
+        raise SystemExit(f"error: {err}") from None

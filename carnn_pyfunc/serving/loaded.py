@@ -46,7 +46,7 @@ class LoadedModel:
         else:
             frame = records if isinstance(records, pd.DataFrame) else pd.DataFrame(records)
             frame = self.pyfunc.predict(frame, params=params)
-        return {str(c): frame[c] for c in frame.columns}
+        return {str(c): _plain(frame[c]) for c in frame.columns}
 
     @property
     def python_model(self):
@@ -123,3 +123,11 @@ def _iso(milliseconds: int | None) -> str | None:
     if not milliseconds:
         return None
     return datetime.fromtimestamp(milliseconds / 1000, UTC).isoformat(timespec="seconds")
+
+
+def _plain(column: pd.Series):
+    """A column as a positional array: floats as float64 (NaN missing), the rest as objects
+    (None missing)."""
+    if column.dtype.kind in "fiu":
+        return column.to_numpy(dtype="float64")
+    return column.to_numpy(dtype=object, na_value=None)

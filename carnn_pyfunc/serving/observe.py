@@ -71,15 +71,24 @@ class Observer:
         model = self.log.model if self.log is not None else ModelId(None, None, None)
         try:
             columns = rows_of(entries, model)
-            self._observe(columns)
-        except (TypeError, ValueError, KeyError) as err:  # never the request's problem
-            logger.warning("observer: %d requests not observed: %s", len(entries), err)
-            return
+        except (TypeError, ValueError, KeyError, IndexError):  # one odd answer: find it
+            entries = [e for e in entries if self._readable(e, model)]
+            columns = rows_of(entries, model)
+        self._observe(columns)
         if self.log is not None:
             if self.log.sample >= 1:
                 self.log.record_many(entries, columns)
             else:
                 self.log.record_many(entries)
+
+    def _readable(self, entry: Entry, model: ModelId) -> bool:
+        try:
+            rows_of([entry], model)
+        except (TypeError, ValueError, KeyError, IndexError) as err:  # never a request's problem
+            logger.warning("observer: a request's answer not logged: %r", err)
+            self.metrics.log_dropped.inc(len(entry.answer.get("mpg", ())))
+            return False
+        return True
 
     def _observe(self, columns: dict[str, list]) -> None:
         """Live signals of a batch of rows, vectorised."""

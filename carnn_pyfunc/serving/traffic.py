@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from mlflow.exceptions import MlflowException
 
 from carnn_pyfunc.monitoring.prediction_log import Entry, ModelId
+from carnn_pyfunc.rollout.checks import WEIGHT_TAG
 from carnn_pyfunc.serving.loaded import REGISTRY_URI, LoadedModel, load, registered
 
 logger = logging.getLogger(__name__)
 
-WEIGHT_TAG = "carnn.canary_percent"
 _SHADOW_QUEUE = 2_000  # requests waiting for shadow scoring; more are not shadowed (counted)
 
 

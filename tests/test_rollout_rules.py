@@ -1,0 +1,75 @@
+"""The rollout's rules (fast tier): a step's evidence against the thresholds, the steps."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from carnn_pyfunc.rollout.checks import Evidence, Thresholds, judge, parse_steps
+from carnn_pyfunc.rollout.evidence import evidence
+
+GOOD = Evidence(requests=100, errors_5xx=0, scored_requests=200, p99_ms=20.0,
+                compared_rows=200, disagreeing_rows=1, labelled_rows=100,
+                mae_candidate=1.6, mae_production=1.7)  # fmt: skip
+
+
+def with_(**changes) -> Evidence:
+    return Evidence(**{**GOOD.__dict__, **changes})
+
+
+def test_a_healthy_step_passes():
+    assert judge(GOOD, Thresholds()).passed
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [({"requests": 3}, "answered 3 requests"), ({"errors_5xx": 5}, "5xx rate 2.5%"),
+     ({"p99_ms": 900.0}, "p99 latency 900 ms"), ({"disagreeing_rows": 50}, "rows disagree"),
+     ({"mae_candidate": 4.6}, "live MAE 4.60 MPG vs production's 1.70")],
+)  # fmt: skip
+def test_each_failed_check_is_a_reason(changes, words):
+    verdict = judge(with_(**changes), Thresholds())
+    assert not verdict.passed
+    assert any(words in r for r in verdict.reasons), verdict.reasons
+
+
+def test_live_mae_is_not_judged_on_too_few_labels():
+    assert judge(with_(mae_candidate=9.0, labelled_rows=10), Thresholds()).passed
+
+
+@pytest.mark.parametrize("text", ["", "5,25", "50,25,100", "0,100", "5,x,100", "5,150"])
+def test_bad_steps_are_refused(text):
+    with pytest.raises(ValueError, match="steps"):
+        parse_steps(text)
+
+
+def test_steps_parse():
+    assert parse_steps("5,25,50,100") == [5, 25, 50, 100]
+
+
+def test_evidence_pairs_each_row_with_the_other_versions_answer():
+    rows = []
+    for i in range(10):
+        canary = i < 4
+        rows.append(
+            {
+                "request_id": f"r{i}",
+                "row": 0,
+                "role": "canary" if canary else "primary",
+                "mpg": 20.0 + (3 if canary else 0),
+                "status": 500 if i == 0 else 200,
+                "latency_ms": 5.0,
+                "model_version": "2" if canary else "1",
+            }
+        )
+        rows.append({"request_id": f"r{i}", "row": 0, "role": "shadow",
+                     "mpg": 20.0 + (0 if canary else 3), "status": 200, "latency_ms": 5.0,
+                     "model_version": "1" if canary else "2"})  # fmt: skip
+    log = pd.DataFrame(rows)
+    labels = pd.DataFrame({"request_id": [f"r{i}" for i in range(10)], "row": 0, "mpg": 20.0})
+    e = evidence(log, labels, "2", "1", Thresholds())
+    assert e.requests == 4
+    assert (e.errors_5xx, e.scored_requests) == (1, 10)
+    assert (e.compared_rows, e.disagreeing_rows) == (9, 9)
+    assert e.mae_candidate == pytest.approx(3.0)
+    assert e.mae_production == pytest.approx(0.0)
