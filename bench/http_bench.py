@@ -1,7 +1,8 @@
 """The one-row request at the speed of its HTTP server: `carnn serve` (one worker) beside a
 do-nothing ASGI app on the same uvicorn, in interleaved rounds, at 1 and 8 connections; and
 100-row and 10,000-row requests (rows/s), so a small-request fast path is not bought with
-large-request losses.
+large-request losses. In the same rounds: `carnn serve` with the prediction log, with a shadow
+and with a 50% canary, for what each costs against the fast path.
 
     python bench/http_bench.py MODEL_DIR [--duration 5] [--rounds 3]
 """
@@ -68,16 +69,24 @@ def floor_server(log: Path):
 def run(model_dir: str, workdir: Path, duration: float = 5.0, rounds: int = 3) -> dict:
     one = body(1)
     samples: dict[tuple[str, int], list[dict]] = {}
+    variants = {  # name -> extra flags of `carnn serve`; the same model all the time
+        "carnn_serve": [],
+        "carnn_serve_log": ["--prediction-log", str(workdir / "log-plain")],
+        "carnn_serve_shadow": ["--prediction-log", str(workdir / "log-shadow"),
+                               "--shadow", model_dir],
+        "carnn_serve_canary": ["--prediction-log", str(workdir / "log-canary"),
+                               "--canary", model_dir, "--canary-percent", "50"],
+    }  # fmt: skip
     with contextlib.ExitStack() as stack:
-        ports = {
-            "http_floor": stack.enter_context(floor_server(workdir / "floor.log"))[0],
-            "carnn_serve": stack.enter_context(carnn_server(model_dir, workdir / "cs.log"))[0],
-        }
+        ports = {"http_floor": stack.enter_context(floor_server(workdir / "floor.log"))[0]}
+        for name, flags in variants.items():
+            server = carnn_server(model_dir, workdir / f"{name}.log", *flags)
+            ports[name] = stack.enter_context(server)[0]
         for port in ports.values():
             wrk(port, 8, 1.0, one, workdir)  # warm-up, not counted
         for _ in range(rounds):
             for name, port in ports.items():
-                for connections in (1, 8):
+                for connections in (1, 8) if name in ("http_floor", "carnn_serve") else (8,):
                     result = wrk(port, connections, duration, one, workdir)
                     samples.setdefault((name, connections), []).append(result)
         large = {}
@@ -89,9 +98,12 @@ def run(model_dir: str, workdir: Path, duration: float = 5.0, rounds: int = 3) -
                                    for k in ("rps", "p50_ms", "p99_ms")}
         for (name, connections), results in samples.items()
     }  # fmt: skip
+    rps = {name: served[f"{name}_c8"]["rps"] for name in ports}
     return {
-        "served_rps_carnn_serve_over_http_floor": served["carnn_serve_c8"]["rps"]
-        / served["http_floor_c8"]["rps"],
+        "served_rps_carnn_serve_over_http_floor": rps["carnn_serve"] / rps["http_floor"],
+        "served_rps_with_log_over_without": rps["carnn_serve_log"] / rps["carnn_serve"],
+        "served_rps_with_shadow_over_without": rps["carnn_serve_shadow"] / rps["carnn_serve_log"],
+        "canary_routing_cost": 1 - rps["carnn_serve_canary"] / rps["carnn_serve_shadow"],
         "http": served | {"large_requests": large, "rounds": rounds},
     }
 
@@ -106,17 +118,22 @@ def report(results: dict) -> list[str]:
         "| server | 1 connection | 8 connections |",
         "|---|---:|---:|",
     ]
-    for name in ("http_floor", "carnn_serve"):
-        c1, c8 = http[f"{name}_c1"], http[f"{name}_c8"]
+    for name in ("http_floor", "carnn_serve", "carnn_serve_log", "carnn_serve_shadow",
+                 "carnn_serve_canary"):  # fmt: skip
+        c1, c8 = http.get(f"{name}_c1"), http[f"{name}_c8"]
+        one = f"{c1['rps']:,.0f} ({c1['p50_ms']:.2f} / {c1['p99_ms']:.2f})" if c1 else "-"
         lines.append(
-            f"| {name} | {c1['rps']:,.0f} ({c1['p50_ms']:.2f} / {c1['p99_ms']:.2f}) | "
-            f"{c8['rps']:,.0f} ({c8['p50_ms']:.2f} / {c8['p99_ms']:.2f}) |"
+            f"| {name} | {one} | {c8['rps']:,.0f} ({c8['p50_ms']:.2f} / {c8['p99_ms']:.2f}) |"
         )
     large = http["large_requests"]
     lines += [
         "",
         "- one-row requests/s at 8 connections, `carnn serve` / the do-nothing app: "
         f"**{results['served_rps_carnn_serve_over_http_floor']:.2f}x**",
+        "- with the prediction log / without: "
+        f"**{results['served_rps_with_log_over_without']:.2f}x**; with a shadow (and the log) / "
+        f"without: **{results['served_rps_with_shadow_over_without']:.2f}x**; canary routing "
+        f"(50%, shadowed) against a shadow alone: **{results['canary_routing_cost']:+.1%}** cost",
         f"- 100-row requests: {large['100']['rows_per_s']:,.0f} rows/s "
         f"(p99 {large['100']['p99_ms']:.1f} ms); 10,000-row requests: "
         f"{large['10000']['rows_per_s']:,.0f} rows/s (p99 {large['10000']['p99_ms']:.1f} ms)",

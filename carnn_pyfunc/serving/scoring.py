@@ -78,8 +78,9 @@ class Scoring:
         self.model, self.settings, self.metrics = model, settings, metrics
         self.slots = Slots(settings.max_in_flight)
         self._token = b"Bearer " + settings.token.encode() if settings.token else None
-        # two threads: a big request does not wait for another's GIL-free model call to end
-        self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="carnn-score")
+        # one thread: large requests are worked on one at a time (they hold the GIL most of the
+        # time anyway), so a worker's memory holds one large request's work at most
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="carnn-score")
         self.observer: Observer | None = None  # set by the app: live signals, prediction log
         self.traffic: Traffic | None = None  # set by the app: which version answers
         self.role = "primary"

@@ -28,7 +28,7 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     max_body_bytes: int = 5 * 1024 * 1024
     max_rows: int = 100_000  # rows a request may hold; more: 413
-    max_in_flight: int = 32  # requests a worker works on at once; more: 503 at once
+    max_in_flight: int = 16  # requests a worker works on at once; more: 503 at once
     timeout_s: float = 30.0
     prediction_log: str | None = None  # root of the prediction log; None: no log
     prediction_log_sample: float = 1.0  # share of requests logged

@@ -92,11 +92,12 @@ class Traffic:
             self.metrics.shadow_skipped.inc()
             return
         self._jobs.append((version, entry, params))
-        self._wake.set()
+        if len(self._jobs) >= _SHADOW_QUEUE // 2:  # else the timer: batches, not ping-pong
+            self._wake.set()
 
     def _shadow_loop(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(0.5)
+            self._wake.wait(0.25)
             self._wake.clear()
             self._drain()
         self._drain()
