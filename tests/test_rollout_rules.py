@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pandas as pd
 import pytest
 
+from carnn_pyfunc.monitoring.labels import write_labels
 from carnn_pyfunc.rollout.checks import Evidence, Thresholds, judge, parse_steps
-from carnn_pyfunc.rollout.evidence import evidence
+from carnn_pyfunc.rollout.evidence import evidence, read_window
 
 GOOD = Evidence(requests=100, errors_5xx=0, scored_requests=200, p99_ms=20.0,
                 compared_rows=200, disagreeing_rows=1, labelled_rows=100,
@@ -73,3 +77,22 @@ def test_evidence_pairs_each_row_with_the_other_versions_answer():
     assert (e.compared_rows, e.disagreeing_rows) == (9, 9)
     assert e.mae_candidate == pytest.approx(3.0)
     assert e.mae_production == pytest.approx(0.0)
+
+
+def test_a_window_is_read_while_labels_are_being_written(tmp_path):
+    """Labels arrive while a step is judged: the reader never opens a file still being written
+    (CI once caught ``read_window`` opening a ``.partial`` file that was renamed under it)."""
+    root = str(tmp_path / "log")
+    write_labels(root, [("r0", 0, 20.0)])
+    writer = threading.Thread(
+        target=lambda: [write_labels(root, [(f"r{n}", 0, 20.0)]) for n in range(1, 200)]
+    )
+    writer.start()
+    counts = []
+    while writer.is_alive():
+        counts.append(len(read_window(root, 0.0, time.time())[1]))
+    writer.join()
+    assert len(counts) > 1
+    assert counts[0] >= 1
+    assert counts == sorted(counts)  # whole files only, never half of one
+    assert not list((tmp_path / "log").rglob("*.partial"))

@@ -16,9 +16,8 @@ import uuid
 from datetime import UTC, datetime
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from carnn_pyfunc.monitoring.prediction_log import filesystem
+from carnn_pyfunc.monitoring.prediction_log import filesystem, write_file
 from carnn_pyfunc.monitoring.schema import LABEL_SCHEMA, LABELS
 
 MAX_REQUEST_ID = 128
@@ -64,8 +63,6 @@ def write_labels(root: str, labels: list[tuple[str, int, float]]) -> int:
     )
     folder = f"{path}/{LABELS}/date={now:%Y-%m-%d}"
     filesystem_.create_dir(folder, recursive=True)
-    name = f"{folder}/part-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex}.parquet"
-    with filesystem_.open_output_stream(name + ".partial") as stream:
-        pq.write_table(table, stream)
-    filesystem_.move(name + ".partial", name)
+    name = f"part-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex}.parquet"
+    write_file(filesystem_, folder, name, table)
     return len(labels)

@@ -1,9 +1,9 @@
 """The prediction log's writer: every scored row, in batches, off the request path.
 
-A caller hands over a request as it was answered (:meth:`PredictionLog.record`: a deque append,
-never a wait); a thread of the log's own turns the queued requests into rows every
-``flush_s`` seconds (or sooner when many are queued) and writes them as one Parquet file per
-partition (:mod:`.schema`: date and model version). The queue is bounded: past ``max_rows``
+A caller hands over answered requests as an Arrow table of their rows (:meth:`record_table`: a
+deque append, never a wait); a thread of the log's own writes what is queued every ``flush_s``
+seconds (sooner when many rows wait), one Parquet file per partition (:mod:`.schema`: date and
+model version). The queue is bounded: past ``max_rows``
 rows waiting, a request's rows are dropped and counted, so a slow filesystem never slows or fails
 a prediction. :meth:`close` writes what is queued (graceful shutdown).
 """
@@ -49,6 +49,15 @@ _ID_PREFIX = uuid.uuid4().hex[:16]  # this process's; a counter after it: unique
 _ID_COUNTER = itertools.count()
 
 
+def write_file(filesystem_: fs.FileSystem, folder: str, name: str, table: pa.Table) -> None:
+    """``folder/name`` written whole: first as ``_name.partial``, a name that pyarrow datasets,
+    Spark and Hive all skip (a leading ``_``), then renamed, so no reader sees half a file."""
+    partial = f"{folder}/_{name}.partial"
+    with filesystem_.open_output_stream(partial) as stream:
+        pq.write_table(table, stream)
+    filesystem_.move(partial, f"{folder}/{name}")
+
+
 def new_request_id() -> str:
     return f"{_ID_PREFIX}{next(_ID_COUNTER):08x}"
 
@@ -71,6 +80,7 @@ class Entry(NamedTuple):
     role: str
     model: ModelId | None = None  # the version that answered; None: the log's own
     status: int = 200
+    first_row: int = 0  # the request's row number of the first record (a chunk of a request)
 
 
 class PredictionLog:
@@ -116,7 +126,14 @@ class PredictionLog:
     def record_many(self, entries: list[Entry], columns: dict | None = None) -> None:
         """Queue answered requests (``columns``: their :func:`rows_of`, if already built)."""
         entries = self.sampled(entries) if columns is None else entries
-        rows = sum(len(e.answer["mpg"]) for e in entries)
+        if entries:
+            self.record_table(as_table(columns if columns is not None else
+                                       rows_of(entries, self.model)))  # fmt: skip
+
+    def record_table(self, table: pa.Table) -> None:
+        """Queue rows already in the log's columns (:func:`as_table`). The queue holds Arrow
+        tables (~100 bytes a row), never Python objects per value."""
+        rows = table.num_rows
         if not rows:
             return
         with self._lock:
@@ -124,7 +141,7 @@ class PredictionLog:
                 self.on_dropped(rows)
                 return
             self._queued += rows
-        self._queue.append(columns if columns is not None else rows_of(entries, self.model))
+        self._queue.append(table)
         if self._queued >= self.max_rows // 4:
             self._wake.set()
 
@@ -155,19 +172,15 @@ class PredictionLog:
             batches.append(self._queue.popleft())
         if not batches:
             return
-        rows = sum(len(b["row"]) for b in batches)
+        rows = sum(b.num_rows for b in batches)
         with self._lock:
             self._queued -= rows
         try:
-            by_version: dict[str | None, list[pa.Table]] = {}
-            for b in batches:
-                versions = b.pop("model_version")
-                table = pa.Table.from_pydict(b, schema=PREDICTION_SCHEMA)
-                for version in dict.fromkeys(versions):
-                    mask = pa.array([v == version for v in versions])
-                    by_version.setdefault(version, []).append(table.filter(mask))
-            for version, tables in by_version.items():
-                self._write(pa.concat_tables(tables), version)
+            table = pa.concat_tables(batches)
+            versions = table["model_version"]
+            for version in pc.unique(versions).to_pylist():
+                same = pc.is_null(versions) if version is None else pc.equal(versions, version)
+                self._write(table.filter(same).drop_columns(["model_version"]), version)
             self.on_written(rows)
         except (OSError, pa.ArrowException, ValueError, TypeError) as err:
             logger.error("prediction log: %d rows not written: %s", rows, err)
@@ -179,10 +192,7 @@ class PredictionLog:
             part = table.filter(pc.equal(dates, date))
             folder = f"{self.path}/{PREDICTIONS}/date={date}/model_version={version}"
             self.fs.create_dir(folder, recursive=True)
-            name = f"{folder}/{self._prefix}-{next(self._seq):06d}.parquet"
-            with self.fs.open_output_stream(name + ".partial") as stream:
-                pq.write_table(part, stream)
-            self.fs.move(name + ".partial", name)  # readers never see half a file
+            write_file(self.fs, folder, f"{self._prefix}-{next(self._seq):06d}.parquet", part)
 
 
 def rows_of(entries: list[Entry], model: ModelId) -> dict[str, list]:
@@ -196,7 +206,7 @@ def rows_of(entries: list[Entry], model: ModelId) -> dict[str, list]:
             _one_row(columns, e, model)  # a one-car request: no list per field
             continue
         columns["request_id"] += [e.request_id] * n
-        columns["row"] += range(n)
+        columns["row"] += range(e.first_row, e.first_row + n)
         columns["time"] += [int(e.time * 1000)] * n  # milliseconds since the epoch
         columns["model_name"] += [model.name] * n
         columns["run_id"] += [model.run_id] * n
@@ -213,10 +223,20 @@ def rows_of(entries: list[Entry], model: ModelId) -> dict[str, list]:
     return columns
 
 
+LOG_TABLE_SCHEMA = PREDICTION_SCHEMA.append(pa.field("model_version", pa.string()))
+
+
+def as_table(columns: dict[str, list]) -> pa.Table:
+    """:func:`rows_of`'s columns as one Arrow table (the version as a column: a partition once
+    written)."""
+    return pa.Table.from_pydict(columns, schema=LOG_TABLE_SCHEMA)
+
+
 def _one_row(columns: dict[str, list], e: Entry, model: ModelId) -> None:
     record, answer = e.records[0], e.answer
-    for name, value in (("request_id", e.request_id), ("row", 0), ("time", int(e.time * 1000)),
-                        ("model_name", model.name), ("run_id", model.run_id), ("role", e.role),
+    for name, value in (("request_id", e.request_id), ("row", e.first_row),
+                        ("time", int(e.time * 1000)), ("model_name", model.name),
+                        ("run_id", model.run_id), ("role", e.role),
                         ("latency_ms", e.latency_ms), ("status", e.status),
                         ("model_version", model.version)):  # fmt: skip
         columns[name].append(value)
@@ -269,4 +289,4 @@ def now() -> float:
     return time.time()
 
 
-__all__ = ["LABELS", "Entry", "ModelId", "PredictionLog", "new_request_id", "now", "rows_of"]
+__all__ = ["LABELS", "Entry", "ModelId", "PredictionLog", "as_table", "new_request_id", "rows_of"]

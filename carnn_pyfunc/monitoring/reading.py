@@ -58,7 +58,7 @@ def _dataset(
     first_day: str,
     last_day: str | None = None,
 ):
-    """The finished Parquet files (``*.parquet``: a file being written is ``*.partial``) of
+    """The finished Parquet files (``*.parquet``: a file being written is ``_*.partial``) of
     the date partitions from ``first_day`` to ``last_day`` (ISO dates), as one dataset; None
     when the folder does not exist."""
     if filesystem_.get_file_info(path).type != fs.FileType.Directory:

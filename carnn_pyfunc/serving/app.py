@@ -32,7 +32,14 @@ from carnn_pyfunc.serving.errors import ApiError
 from carnn_pyfunc.serving.loaded import LoadedModel, load
 from carnn_pyfunc.serving.metrics import ServiceMetrics
 from carnn_pyfunc.serving.observe import Observer, training_ranges
-from carnn_pyfunc.serving.scoring import IGNORED_HEADER, PATH, Scoring, error_headers, metric_field
+from carnn_pyfunc.serving.scoring import (
+    IGNORED_HEADER,
+    PATH,
+    Scoring,
+    error_headers,
+    metric_field,
+    read_body,
+)
 from carnn_pyfunc.serving.settings import Settings
 from carnn_pyfunc.serving.traffic import Traffic, Version
 
@@ -57,7 +64,8 @@ class Service:
 
     async def feedback(self, request: Request) -> Response:
         chunks = request.stream()
-        body = await self.scoring.read_body(chunks, request.headers.get("content-length", ""))
+        declared = request.headers.get("content-length", "")
+        body = await read_body(chunks, declared, self.settings.max_body_bytes)
         labels = feedback.parse_labels(body)
         written = await asyncio.to_thread(feedback.store, self.settings.prediction_log, labels)
         self.metrics.labels.inc(written)
@@ -129,7 +137,8 @@ class Service:
 
     async def score_csv(self, request: Request) -> Response:
         chunks = request.stream()
-        body = await self.scoring.read_body(chunks, request.headers.get("content-length", ""))
+        declared = request.headers.get("content-length", "")
+        body = await read_body(chunks, declared, self.settings.max_body_bytes)
         return await csv_scoring.score(self.scoring, request.headers.get("content-type"), body)
 
     def routes(self) -> list[Route]:

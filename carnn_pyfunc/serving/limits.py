@@ -1,25 +1,35 @@
-"""Bounded work per worker: at most ``max_in_flight`` scoring requests at once; beyond it a 503
-with ``Retry-After`` at once (a queue that grows only delays every answer and holds every body
-in memory). A request whose work outlives its 504 keeps its slot until the work really ends."""
+"""Bounded work per worker: at most ``max_in_flight`` scoring requests at once, and at most twice
+the largest body's bytes of large bodies (read, waiting for the scoring thread or worked on);
+beyond either a 503 with ``Retry-After`` at once (a queue that grows only delays every answer and
+holds every body in memory). A request whose work outlives its 504 keeps what it took until the
+work really ends."""
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import ctypes
+import ctypes.util
+import logging
+import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 from carnn_pyfunc.serving.errors import ApiError
 
+logger = logging.getLogger(__name__)
 RETRY_AFTER_S = 1
+T = TypeVar("T")
 
 
 class Slot:
-    def __init__(self, slots: Slots) -> None:
-        self._slots, self.held, self._free = slots, False, False
+    def __init__(self, slots: Slots, weight: int) -> None:
+        self._slots, self.weight, self.held, self._free = slots, weight, False, False
 
     def free(self, *_: object) -> None:
         if not self._free:
             self._free = True
-            self._slots.busy -= 1
+            self._slots.busy -= self.weight
 
     def hold_until(self, future: asyncio.Future) -> None:
         """Keep the slot past the response, until ``future`` (the request's work) is done."""
@@ -28,23 +38,25 @@ class Slot:
 
 
 class Slots:
-    """The in-flight limit of one worker (one event loop: no lock needed)."""
+    """An in-flight limit of one worker (one event loop: no lock needed): ``limit`` requests, or
+    ``limit`` bytes when each takes its weight (one request is always let in, whatever it
+    weighs)."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit, self.busy = limit, 0
+    def __init__(self, limit: int, what: str = "requests") -> None:
+        self.limit, self.busy, self.what = limit, 0, what
         self.current: contextvars.ContextVar[Slot | None] = contextvars.ContextVar(
             "carnn_slot", default=None
         )
 
-    def take(self) -> Slot:
-        if self.busy >= self.limit:
+    def take(self, weight: int = 1) -> Slot:
+        if self.busy and self.busy + weight > self.limit:
             raise ApiError(
                 503,
                 "OVERLOADED",
-                f"the worker is answering {self.limit} requests already; retry in a moment",
+                f"the worker is answering {self.limit} {self.what} already; retry in a moment",
             )
-        self.busy += 1
-        slot = Slot(self)
+        self.busy += weight
+        slot = Slot(self, weight)
         self.current.set(slot)
         return slot
 
@@ -53,3 +65,47 @@ class Slots:
         slot = self.current.get()
         if slot is not None:
             slot.hold_until(future)
+
+
+class Turn:
+    """One large request's records in memory at a time: a large request's work starts once the
+    previous one's records have been made compact by the observer (or its work failed). The
+    wait is bounded by ``timeout_s``: a turn never handed back costs memory, never a hang."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self._free, self.timeout_s = threading.Semaphore(1), timeout_s
+
+    def within(self, work: Callable[..., T], *args) -> T:
+        """``work(*args)`` once the turn is ours; ours still after it returns (see :meth:`end`)."""
+        if not self._free.acquire(timeout=self.timeout_s):
+            logger.warning("a large request's records were not handed back in %g s", self.timeout_s)
+        try:
+            return work(*args)
+        except BaseException:
+            self.end()
+            raise
+
+    def end(self) -> None:
+        self._free.release()
+
+    def end_if_done(self, future) -> None:
+        """For work whose request was answered without it (a 504): the turn back when it ends."""
+        if not future.cancelled() and future.exception() is None:
+            self.end()
+
+
+def _malloc_trim():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: its heap is left as it is
+        return None
+
+
+_TRIM = _malloc_trim()
+
+
+def trim_heap() -> None:
+    """The C heap's free pages back to the system (glibc ``malloc_trim``): after a large
+    request, the worker's resident size falls back instead of staying at its peak."""
+    if _TRIM is not None:
+        _TRIM(0)

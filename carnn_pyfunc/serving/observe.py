@@ -1,7 +1,8 @@
 """What the service saw, off the request path: live signals in /metrics and the prediction log.
 
-A request hands its records and answer over with one deque append; a thread of the observer's
-own, twice a second, counts inputs outside the training range per field and the predicted MPG
+A request hands its records and answer over with one deque append (a large one is made a compact
+table at once); a thread of the observer's own, twice a second or as soon as
+thousands of rows wait, counts inputs outside the training range per field and the predicted MPG
 (Prometheus), and passes each request on to the prediction log when one is configured. A
 request never waits for, or fails because of, either.
 """
@@ -10,15 +11,43 @@ from __future__ import annotations
 
 import collections
 import logging
+import random
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from carnn_pyfunc.monitoring.prediction_log import Entry, ModelId, PredictionLog, rows_of
+from carnn_pyfunc.monitoring.prediction_log import (
+    Entry,
+    ModelId,
+    PredictionLog,
+    as_table,
+    rows_of,
+)
+from carnn_pyfunc.serving.limits import trim_heap
 from carnn_pyfunc.serving.metrics import ServiceMetrics
 
 logger = logging.getLogger(__name__)
-_MAX_QUEUED = 10_000  # requests waiting for the observer; more are dropped (and counted)
+_MAX_QUEUED_ROWS = 200_000  # rows waiting for the observer; more are dropped (and counted)
+_CHUNK_ROWS = 8192  # rows of a large request turned into a table at a time
+_WAKE_ROWS = 4096  # rows waiting that wake the observer before its half-second tick
+
+
+@dataclass(frozen=True)
+class _Large:
+    entry: Entry  # a large request's, answered
+    done: Callable[[], None]
+
+
+def chunk(entry: Entry, start: int, rows: int) -> Entry:
+    """Rows ``start`` to ``start + rows`` of an answered request (a list of records), numbered as
+    in the request."""
+    end = start + rows
+    answer = {key: values[start:end] for key, values in entry.answer.items()}
+    return entry._replace(records=entry.records[start:end], answer=answer, first_row=start)
 
 
 def training_ranges(contract) -> dict[str, tuple[float, float]]:
@@ -35,71 +64,156 @@ def training_ranges(contract) -> dict[str, tuple[float, float]]:
 
 
 class Observer:
+    """Live signals and the log's rows of every answered request, off the request path.
+
+    Memory stays bounded under a flood of the largest requests: a small request is queued as it
+    is (a few records), a large one is turned into a compact Arrow table a chunk at a time on the
+    observer's thread at once (:meth:`prepare_soon`), and the next large request's work waits
+    for that, so a worker never holds two large requests' Python records; at most ``max_rows`` rows
+    wait (more are dropped and counted), and past :data:`_WAKE_ROWS` the thread drains at once.
+    """
+
     def __init__(
-        self, metrics: ServiceMetrics, ranges: dict, log: PredictionLog | None = None
+        self,
+        metrics: ServiceMetrics,
+        ranges: dict,
+        log: PredictionLog | None = None,
+        max_rows: int = _MAX_QUEUED_ROWS,
     ) -> None:
-        self.metrics, self.ranges, self.log = metrics, ranges, log
-        self._queue: collections.deque[Entry] = collections.deque()
-        self._stop = threading.Event()
+        self.metrics, self.ranges, self.log, self.max_rows = metrics, ranges, log, max_rows
+        self.model = log.model if log is not None else ModelId(None, None, None)
+        self._queue: collections.deque[Entry | pa.Table | _Large] = collections.deque()
+        self._queued = 0  # rows waiting
+        self._lock = threading.Lock()
+        self._wake, self._stop = threading.Event(), threading.Event()
         self._thread = threading.Thread(target=self._run, name="carnn-observer", daemon=True)
         self._thread.start()
 
     def record(self, entry: Entry) -> None:
-        if len(self._queue) >= _MAX_QUEUED:
+        """Queue one answered request as it is (for a few records: no work on the request's
+        path)."""
+        self._enqueue(entry, len(entry.answer["mpg"]))
+
+    def prepare(self, entry: Entry) -> None:
+        """Queue one answered request as a table."""
+        if self._full(len(entry.answer["mpg"])):
             self.metrics.log_dropped.inc(len(entry.answer["mpg"]))
             return
-        self._queue.append(entry)
+        n = len(entry.answer["mpg"])
+        if type(entry.records) is not list or n <= _CHUNK_ROWS:
+            table = self._table([entry])
+        else:  # a chunk at a time: the Python lists of one chunk at most, never the request's
+            tables = [self._table([chunk(entry, i, _CHUNK_ROWS)]) for i in range(0, n, _CHUNK_ROWS)]
+            tables = [t for t in tables if t is not None]
+            table = pa.concat_tables(tables) if tables else None
+        if table is not None:
+            self._enqueue(table, table.num_rows)
+
+    def prepare_soon(self, entry: Entry, done: Callable[[], None]) -> None:
+        """:meth:`prepare` ``entry`` on the observer's thread now; ``done()`` after (the scoring
+        thread's next large request waits for it: see ``scoring.Turn``)."""
+        self._queue.append(_Large(entry, done))
+        self._wake.set()
+
+    def _full(self, rows: int) -> bool:
+        return self._queued > 0 and self._queued + rows > self.max_rows
+
+    def _enqueue(self, item: Entry | pa.Table, rows: int) -> None:
+        with self._lock:
+            if self._full(rows):
+                self.metrics.log_dropped.inc(rows)
+                return
+            self._queued += rows
+        self._queue.append(item)
+        if self._queued >= _WAKE_ROWS:
+            self._wake.set()
 
     def close(self) -> None:
         """Observe everything queued, then write the log's last rows."""
         self._stop.set()
+        self._wake.set()
         self._thread.join(timeout=60)
         if self.log is not None:
             self.log.close()
 
     def _run(self) -> None:
-        while not self._stop.wait(0.5):
+        while not self._stop.is_set():
+            self._wake.wait(0.5)
+            self._wake.clear()
+            self._drain_logged()
+        self._drain_logged()
+
+    def _drain_logged(self) -> None:
+        try:
             self._drain()
-        self._drain()
+        except Exception:  # a bug of ours: logged, and the thread goes on observing
+            logger.exception("observer: a batch of answered requests not observed")
 
     def _drain(self) -> None:
-        entries = []
+        entries, tables, rows = [], [], 0
         while self._queue:
-            entries.append(self._queue.popleft())
-        if not entries:
-            return
-        model = self.log.model if self.log is not None else ModelId(None, None, None)
-        try:
-            columns = rows_of(entries, model)
-        except (TypeError, ValueError, KeyError, IndexError):  # one odd answer: find it
-            entries = [e for e in entries if self._readable(e, model)]
-            columns = rows_of(entries, model)
-        self._observe(columns)
-        if self.log is not None:
-            if self.log.sample >= 1:
-                self.log.record_many(entries, columns)
+            item = self._queue.popleft()
+            if isinstance(item, _Large):  # made compact now, then the turn handed back
+                entry, done, item = item.entry, item.done, None
+                try:
+                    self.prepare(entry)
+                finally:
+                    entry = None  # its records go before the next large request starts
+                    trim_heap()
+                    done()
+            elif isinstance(item, pa.Table):
+                tables.append(item)
+                rows += item.num_rows
             else:
-                self.log.record_many(entries)
+                entries.append(item)
+                rows += len(item.answer["mpg"])
+        with self._lock:
+            self._queued -= rows
+        if entries and (table := self._table(entries)) is not None:
+            tables.append(table)
+        for table in tables:
+            observe_rows(self.metrics, self.ranges, table)
+            if self.log is not None:
+                self.log.record_table(sampled(table, self.log.sample))
 
-    def _readable(self, entry: Entry, model: ModelId) -> bool:
+    def _table(self, entries: list[Entry]) -> pa.Table | None:
+        """The entries in the log's columns; one odd answer loses only itself (counted)."""
         try:
-            rows_of([entry], model)
-        except (TypeError, ValueError, KeyError, IndexError) as err:  # never a request's problem
+            return as_table(rows_of(entries, self.model))
+        except (TypeError, ValueError, KeyError, IndexError, pa.ArrowException):
+            readable = [e for e in entries if self._readable(e)]
+            return as_table(rows_of(readable, self.model)) if readable else None
+
+    def _readable(self, entry: Entry) -> bool:
+        try:
+            as_table(rows_of([entry], self.model))
+        except (TypeError, ValueError, KeyError, IndexError, pa.ArrowException) as err:
             logger.warning("observer: a request's answer not logged: %r", err)
             self.metrics.log_dropped.inc(len(entry.answer.get("mpg", ())))
             return False
         return True
 
-    def _observe(self, columns: dict[str, list]) -> None:
-        """Live signals of a batch of rows, vectorised."""
-        mpg = np.array(columns["mpg"], dtype=np.float64)  # None (failed row): NaN
-        for value in mpg[~np.isnan(mpg)].tolist():
-            self.metrics.predicted_mpg.observe(value)
-        for name, (low, high) in self.ranges.items():
-            values = np.array(columns[name], dtype=np.float64)
-            if name == "year":
-                values = np.where(values >= 1900, values - 1900, values)
-            with np.errstate(invalid="ignore"):
-                outside = int(((values < low) | (values > high)).sum())
-            if outside:
-                self.metrics.outside_range.labels(name).inc(outside)
+
+def sampled(table: pa.Table, share: float) -> pa.Table:
+    """The rows of the requests a log's sample keeps (all of them at share 1)."""
+    if share >= 1:
+        return table
+    ids = pc.unique(table["request_id"]).to_pylist()
+    kept = [i for i in ids if random.random() < share]
+    return table.filter(pc.is_in(table["request_id"], value_set=pa.array(kept, pa.string())))
+
+
+def observe_rows(metrics: ServiceMetrics, ranges: dict, table: pa.Table) -> None:
+    """Live signals of a batch of rows, vectorised: the predicted MPG, inputs outside the
+    training range per field."""
+    mpg = table["mpg"].to_numpy(zero_copy_only=False)  # null (failed row): NaN
+    for value in mpg[~np.isnan(mpg)].tolist():
+        metrics.predicted_mpg.observe(value)
+    for name, (low, high) in ranges.items():
+        values = table[name].to_numpy(zero_copy_only=False).astype(np.float64)
+        if name == "year":
+            values = np.where(values >= 1900, values - 1900, values)
+        with np.errstate(invalid="ignore"):
+            outside = int(((values < low) | (values > high)).sum())
+        if outside:
+            metrics.outside_range.labels(name).inc(outside)

@@ -25,7 +25,7 @@ from carnn_pyfunc.monitoring.labels import MAX_REQUEST_ID
 from carnn_pyfunc.monitoring.prediction_log import Entry, new_request_id
 from carnn_pyfunc.serving.answers import encode_predictions
 from carnn_pyfunc.serving.errors import ApiError, invalid_records
-from carnn_pyfunc.serving.limits import RETRY_AFTER_S, Slots
+from carnn_pyfunc.serving.limits import RETRY_AFTER_S, Slots, Turn
 from carnn_pyfunc.serving.loaded import LoadedModel
 from carnn_pyfunc.serving.metrics import ServiceMetrics
 from carnn_pyfunc.serving.observe import Observer
@@ -39,6 +39,11 @@ PATH = "/invocations"
 # Bodies up to this size (a few hundred cars) are parsed and scored in the event loop: well
 # under a millisecond, less than a hop to a thread and back costs. Larger ones go to a thread.
 INLINE_BYTES = 32 * 1024
+# Bytes of large bodies in flight in a worker (read, waiting, or worked on), in largest bodies;
+# past it a 503 with Retry-After before the body is read. Scoring the largest body (~5 MB) holds
+# ~90 MB of Python objects, one at a time on the scoring thread: with what waits, a worker stays
+# inside a 320 MiB container (tests/test_container.py).
+LARGE_BODIES_IN_FLIGHT = 2
 IGNORED_HEADER = "X-Carnn-Ignored-Fields"
 _HEADER_CHARS = 1000  # the ignored columns' names in the header, at most
 _JSON = [(b"content-type", b"application/json")]
@@ -77,10 +82,13 @@ class Scoring:
     def __init__(self, model: LoadedModel, settings: Settings, metrics: ServiceMetrics) -> None:
         self.model, self.settings, self.metrics = model, settings, metrics
         self.slots = Slots(settings.max_in_flight)
+        self.large = Slots(LARGE_BODIES_IN_FLIGHT * settings.max_body_bytes,
+                           "bytes of large request bodies")  # fmt: skip
         self._token = b"Bearer " + settings.token.encode() if settings.token else None
         # one thread: large requests are worked on one at a time (they hold the GIL most of the
         # time anyway), so a worker's memory holds one large request's work at most
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="carnn-score")
+        self.turn = Turn(settings.timeout_s)
         self.observer: Observer | None = None  # set by the app: live signals, prediction log
         self.traffic: Traffic | None = None  # set by the app: which version answers
         self.role = "primary"
@@ -98,7 +106,8 @@ class Scoring:
         started = time.perf_counter()
         metrics = self.metrics
         metrics.in_flight.inc()
-        slot, status, extra, version, request_id = None, 200, [], None, ""
+        slot, large, status, extra, version, request_id = None, None, 200, [], None, ""
+        turn = False
         try:
             if scope["method"] != "POST":
                 raise ApiError(405, "METHOD_NOT_ALLOWED", "POST records to /invocations")
@@ -108,14 +117,21 @@ class Scoring:
             request_id = request_id_of(headers)
             version, other = self.traffic.pick(request_id)
             declared = headers.get(b"content-length", b"").decode("latin-1")
-            body = await self.read_body(_chunks(receive), declared)
+            size = int(declared) if declared.isdigit() else self.settings.max_body_bytes
+            if INLINE_BYTES < size <= self.settings.max_body_bytes:  # (beyond: a 413 at once)
+                large = self.large.take(size)  # before the body is read
+            body = await read_body(_chunks(receive), declared, self.settings.max_body_bytes)
             content_type = headers.get(b"content-type", b"").decode("latin-1")
             model = version.model
-            if len(body) <= INLINE_BYTES:  # no coroutine or thread for a few cars
+            inline = len(body) <= INLINE_BYTES
+            if inline:  # no coroutine or thread for a few cars
                 payload, ignored, parsed, columns = self.invocations(body, content_type, model)
             else:
-                job = lambda: self.invocations(body, content_type, model)  # noqa: E731
+                job = lambda: self.turn.within(  # noqa: E731
+                    self.invocations, body, content_type, model
+                )
                 payload, ignored, parsed, columns = await self.work(job, body)
+                turn = True  # this request's records are the ones the next large one waits for
             if ignored:
                 extra = [(IGNORED_HEADER.lower().encode(), _header_value(ignored))]
             response_headers = [*_JSON, *extra, (b"x-request-id", request_id.encode()),
@@ -123,7 +139,11 @@ class Scoring:
             latency_ms = (time.perf_counter() - started) * 1000
             entry = Entry(request_id, time.time(), parsed.records, columns, latency_ms,
                           version.role, version.id)  # fmt: skip
-            self.observer.record(entry)
+            if inline:
+                self.observer.record(entry)
+            else:  # made compact by the observer; then the next large request starts
+                self.observer.prepare_soon(entry, done=self.turn.end)
+                turn = False
             if other is not None:
                 self.traffic.shadow(other, entry, parsed.params)
         except ApiError as err:
@@ -140,8 +160,11 @@ class Scoring:
                 self._failed(request_id, version, status, started)
         finally:
             metrics.in_flight.dec()
-            if slot is not None and not slot.held:
-                slot.free()
+            if turn:  # answered with an error after its records were made
+                self.turn.end()
+            for held in (slot, large):
+                if held is not None and not held.held:
+                    held.free()
         response_headers.append((b"content-length", b"%d" % len(payload)))
         await send({"type": "http.response.start", "status": status, "headers": response_headers})
         await send({"type": "http.response.body", "body": payload})
@@ -197,24 +220,24 @@ class Scoring:
             return await asyncio.wait_for(asyncio.shield(future), self.settings.timeout_s)
         except TimeoutError:
             self.slots.detach(future)
+            self.large.detach(future)
+            future.add_done_callback(self.turn.end_if_done)  # its records are not observed
             message = f"the prediction took longer than {self.settings.timeout_s:g} s"
             raise ApiError(504, "TIMEOUT", message) from None
 
-    async def read_body(self, chunks: AsyncIterator[bytes], declared: str) -> bytes:
-        """The request body, or a 413 as soon as it is over the limit."""
-        limit = self.settings.max_body_bytes
-        too_large = ApiError(
-            413, "REQUEST_TOO_LARGE", f"the body is over the limit of {limit} bytes"
-        )
-        if declared.isdigit() and int(declared) > limit:
+
+async def read_body(chunks: AsyncIterator[bytes], declared: str, limit: int) -> bytes:
+    """The request body, or a 413 as soon as it is over the limit."""
+    too_large = ApiError(413, "REQUEST_TOO_LARGE", f"the body is over the limit of {limit} bytes")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    parts, size = [], 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
             raise too_large
-        parts, size = [], 0
-        async for chunk in chunks:
-            size += len(chunk)
-            if size > limit:
-                raise too_large
-            parts.append(chunk)
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        parts.append(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 class _chunks:
