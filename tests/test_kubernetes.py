@@ -27,7 +27,7 @@ import yaml
 from tests import containers
 from tests.helpers import ROOT, SEED_RECORD, as_frame
 
-MANIFESTS = sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml"))
+MANIFESTS = sorted((ROOT / "deploy" / "kubernetes").rglob("*.yaml"))
 TOKEN = "kube-play-test-token-0123456789"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import click
+import mlflow.environment_variables
 import pytest
 import yaml
 
@@ -18,6 +19,9 @@ from tests.helpers import ROOT
 OTHERS = {"PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "PIP_NO_CACHE_DIR",
           "PIP_DISABLE_PIP_VERSION_CHECK", "PATH", "LANG"}  # fmt: skip
 TOKEN = "a-token-of-twenty-chars"
+_ENVIRONMENT = mlflow.environment_variables
+MLFLOW_VARIABLES = {v.name for v in vars(_ENVIRONMENT).values()
+                    if isinstance(v, _ENVIRONMENT._EnvironmentVariable)}  # fmt: skip
 
 
 def dockerfile_variables() -> set[str]:
@@ -62,7 +66,9 @@ def test_every_variable_the_image_and_the_manifests_set_is_read_by_the_program()
     set_by_manifests = manifest_variables()
     assert {"CARNN_HOST", "CARNN_PORT", "CARNN_WORKERS"} <= set_by_image
     assert set_by_manifests  # the Deployment sets some
-    assert (set_by_image | set_by_manifests) - OTHERS <= read
+    theirs = {n for n in set_by_image | set_by_manifests if n.startswith("MLFLOW_")}
+    assert theirs <= MLFLOW_VARIABLES  # the tracking server's address and user: MLflow reads them
+    assert (set_by_image | set_by_manifests) - OTHERS - theirs <= read
 
 
 def test_the_check_notices_a_variable_nobody_reads():
