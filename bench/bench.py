@@ -15,7 +15,6 @@ import contextlib
 import http.client
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -121,31 +120,10 @@ def serve(model_dir: Path, workers: int, log: Path):
 
 
 def load_wrk(port: int, connections: int, duration: float, workdir: Path) -> dict:
-    script = workdir / "post.lua"
-    script.write_text(
-        'wrk.method = "POST"\n'
-        'wrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = {json.dumps(BODY.decode())}\n"
-    )
-    out = subprocess.run(
-        ["wrk", "-t", "1", "-c", str(connections), "-d", f"{duration:.0f}s",
-         "--latency", "-s", str(script), f"http://127.0.0.1:{port}/invocations"],
-        capture_output=True, text=True, check=True, timeout=duration + 60,
-    ).stdout  # fmt: skip
-    if "Non-2xx" in out:
-        raise RuntimeError(f"wrk saw errors:\n{out}")
+    import http_bench  # beside this file
 
-    def latency(pct: str) -> float:
-        value, unit = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
-        return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
-
-    return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        "p50_ms": latency("50"),
-        "p99_ms": latency("99"),
-        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
-        "tool": "wrk",
-    }
+    figures = http_bench.wrk(port, connections, duration, BODY, workdir)
+    return {**figures, "tool": "wrk"}
 
 
 def load_python(

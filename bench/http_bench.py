@@ -54,6 +54,7 @@ def wrk(port: int, connections: int, duration: float, payload: bytes, workdir: P
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
         "p50_ms": latency("50"),
         "p99_ms": latency("99"),
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
     }
 
 

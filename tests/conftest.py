@@ -78,3 +78,28 @@ def carnn_image(trained, tracking_uri, tmp_path_factory):
     _, result = trained
     with project_image(result.model_uri, tmp_path_factory.mktemp("image")) as image:
         yield image
+
+
+# The registry tests' versions (tests/test_registry.py, tests/test_live_evidence.py): a fixture
+# of module scope is made anew for each module, so neither sees the other's aliases.
+@pytest.fixture(scope="module")
+def client(tracking_uri):
+    return mlflow.MlflowClient()
+
+
+@pytest.fixture(scope="module")
+def good(trained, client):
+    """The session's trained version (60 epochs, seed 7)."""
+    _, result = trained
+    return client.get_model_version("carnn-test", result.registered_version)
+
+
+@pytest.fixture(scope="module")
+def poor(client):
+    """A real but barely trained version with the same seed, so the same held-out cars."""
+    from carnn_pyfunc.training.run import run_training
+
+    result = run_training(
+        TrainConfig(epochs=3, patience=0, seed=7, ensemble_size=1, registered_model_name="poor")
+    )
+    return client.get_model_version("poor", result.registered_version)

@@ -11,6 +11,7 @@ import pandas as pd
 
 from carnn_pyfunc.processes import BIN, child_env
 from carnn_pyfunc.processes import carnn_server as serve_carnn
+from carnn_pyfunc.registry.gates import Gates
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = str(BIN)  # mlflow, uvicorn: the environment running the tests
@@ -60,3 +61,6 @@ def carnn_server(model_uri: str, log_path: Path, env: dict[str, str], *args: str
     """A real `carnn serve` process on a free 127.0.0.1 port; yields its base URL."""
     with serve_carnn(model_uri, log_path, *args, env=env) as (port, _):
         yield f"http://127.0.0.1:{port}"
+
+
+LENIENT = Gates(max_mae=50.0)  # gates that let the deliberately poor model into staging

@@ -17,34 +17,10 @@ from carnn_pyfunc.monitoring.labelled import labelled_rows
 from carnn_pyfunc.registry.gates import Gates
 from carnn_pyfunc.registry.live import LiveWindow
 from carnn_pyfunc.registry.promoter import Promoter
-from tests.helpers import registry_of
+from tests.helpers import LENIENT, registry_of
 from tests.synthetic_log import write_labels, write_predictions
 
 pytestmark = pytest.mark.slow
-
-LENIENT = Gates(max_mae=50.0)  # lets the deliberately poor model into staging
-
-
-@pytest.fixture(scope="module")
-def client(tracking_uri):
-    return mlflow.MlflowClient()
-
-
-@pytest.fixture(scope="module")
-def good(trained, client):
-    _, result = trained
-    return client.get_model_version("carnn-test", result.registered_version)
-
-
-@pytest.fixture(scope="module")
-def poor(client):
-    """A real but barely trained version with the session model's seed (same held-out cars)."""
-    from carnn_pyfunc.training.run import run_training
-
-    result = run_training(
-        TrainConfig(epochs=3, patience=0, seed=7, ensemble_size=1, registered_model_name="poor")
-    )
-    return client.get_model_version("poor", result.registered_version)
 
 
 @pytest.fixture(scope="module")

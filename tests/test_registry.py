@@ -14,40 +14,14 @@ import pytest
 from mlflow.exceptions import MlflowException
 
 from carnn_pyfunc import cli, data
-from carnn_pyfunc.config import TrainConfig
 from carnn_pyfunc.processes import model_server
 from carnn_pyfunc.registry.gates import Gates
 from carnn_pyfunc.registry.lock import LOCK_SUFFIX
 from carnn_pyfunc.registry.promoter import Promoter
 from carnn_pyfunc.registry.stages import PRODUCTION, PromotionRefused
-from tests.helpers import ROOT, registry_of, subprocess_env
+from tests.helpers import LENIENT, ROOT, registry_of, subprocess_env
 
 pytestmark = pytest.mark.slow
-
-LENIENT = Gates(max_mae=50.0)  # lets the deliberately poor model into staging
-
-
-@pytest.fixture(scope="module")
-def client(tracking_uri):
-    return mlflow.MlflowClient()
-
-
-@pytest.fixture(scope="module")
-def good(trained, client):
-    """The session's trained version (60 epochs, seed 7)."""
-    _, result = trained
-    return client.get_model_version("carnn-test", result.registered_version)
-
-
-@pytest.fixture(scope="module")
-def poor(client):
-    """A real but barely trained version with the same seed, so the same held-out cars."""
-    from carnn_pyfunc.training.run import run_training
-
-    result = run_training(
-        TrainConfig(epochs=3, patience=0, seed=7, ensemble_size=1, registered_model_name="poor")
-    )
-    return client.get_model_version("poor", result.registered_version)
 
 
 def test_a_version_moves_candidate_then_staging_then_production(client, good):
