@@ -150,9 +150,9 @@ def test_dockerfile_steps_outside_docker_serve_the_production_model(
             healthcheck = json.loads(arguments.split(" CMD ", 1)[1])
         elif keyword == "CMD":
             cmd = [in_image(a) for a in json.loads(arguments)]
-    assert performed == [
-        "pip install --no-compile --requirement model/requirements.txt",
-        "pip install --no-compile ./src",
+    assert [step.split(" && ")[0] for step in performed] == [
+        "pip install --no-compile --requirement model/requirements.txt",  # then what serving
+        "pip install --no-compile ./src",  # never loads is removed, in the same step
     ]
     assert len(skipped) == 1
     installed = subprocess.run([str(venv / "bin" / "pip"), "freeze"], env=env, check=True,
