@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import ctypes
-import ctypes.util
 import logging
 import threading
 from collections.abc import Callable
@@ -67,10 +66,15 @@ class Slots:
             slot.hold_until(future)
 
 
+class TurnNotHandedBack(RuntimeError):
+    """The previous large request's records were not made compact within the timeout."""
+
+
 class Turn:
     """One large request's records in memory at a time: a large request's work starts once the
     previous one's records have been made compact by the observer (or its work failed). The
-    wait is bounded by ``timeout_s``: a turn never handed back costs memory, never a hang."""
+    wait is bounded by ``timeout_s``: past it the work is not done (its request has had its 504
+    by then) and the turn is not taken."""
 
     def __init__(self, timeout_s: float) -> None:
         self._free, self.timeout_s = threading.Semaphore(1), timeout_s
@@ -78,25 +82,27 @@ class Turn:
     def within(self, work: Callable[..., T], *args) -> T:
         """``work(*args)`` once the turn is ours; ours still after it returns (see :meth:`end`)."""
         if not self._free.acquire(timeout=self.timeout_s):
-            logger.warning("a large request's records were not handed back in %g s", self.timeout_s)
+            raise TurnNotHandedBack(f"no turn in {self.timeout_s:g} s")
         try:
             return work(*args)
         except BaseException:
-            self.end()
+            self._free.release()
             raise
 
     def end(self) -> None:
+        """The turn handed back (once per :meth:`within` that returned)."""
         self._free.release()
 
     def end_if_done(self, future) -> None:
-        """For work whose request was answered without it (a 504): the turn back when it ends."""
+        """For work whose request was answered without it (a 504, a cancelled request): the turn
+        back when the work has returned (it holds the turn only then)."""
         if not future.cancelled() and future.exception() is None:
             self.end()
 
 
 def _malloc_trim():
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        return ctypes.CDLL("libc.so.6").malloc_trim
     except (OSError, AttributeError):  # not glibc: its heap is left as it is
         return None
 

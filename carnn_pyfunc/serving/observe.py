@@ -43,11 +43,13 @@ class _Large:
 
 
 def chunk(entry: Entry, start: int, rows: int) -> Entry:
-    """Rows ``start`` to ``start + rows`` of an answered request (a list of records), numbered as
-    in the request."""
+    """Rows ``start`` to ``start + rows`` of an answered request (a list of records or a
+    DataFrame), numbered as in the request."""
     end = start + rows
     answer = {key: values[start:end] for key, values in entry.answer.items()}
-    return entry._replace(records=entry.records[start:end], answer=answer, first_row=start)
+    records = entry.records
+    part = records.iloc[start:end] if hasattr(records, "iloc") else records[start:end]
+    return entry._replace(records=part, answer=answer, first_row=start)
 
 
 def training_ranges(contract) -> dict[str, tuple[float, float]]:
@@ -92,15 +94,15 @@ class Observer:
     def record(self, entry: Entry) -> None:
         """Queue one answered request as it is (for a few records: no work on the request's
         path)."""
-        self._enqueue(entry, len(entry.answer["mpg"]))
+        self._enqueue(entry, _rows(entry))
 
     def prepare(self, entry: Entry) -> None:
         """Queue one answered request as a table."""
-        if self._full(len(entry.answer["mpg"])):
-            self.metrics.log_dropped.inc(len(entry.answer["mpg"]))
+        n = _rows(entry)
+        if self._full(n):
+            self.metrics.log_dropped.inc(n)
             return
-        n = len(entry.answer["mpg"])
-        if type(entry.records) is not list or n <= _CHUNK_ROWS:
+        if n <= _CHUNK_ROWS:
             table = self._table([entry])
         else:  # a chunk at a time: the Python lists of one chunk at most, never the request's
             tables = [self._table([chunk(entry, i, _CHUNK_ROWS)]) for i in range(0, n, _CHUNK_ROWS)]
@@ -112,6 +114,9 @@ class Observer:
     def prepare_soon(self, entry: Entry, done: Callable[[], None]) -> None:
         """:meth:`prepare` ``entry`` on the observer's thread now; ``done()`` after (the scoring
         thread's next large request waits for it: see ``scoring.Turn``)."""
+        if self._stop.is_set():  # shutting down: nothing will prepare it
+            done()
+            return
         self._queue.append(_Large(entry, done))
         self._wake.set()
 
@@ -150,25 +155,25 @@ class Observer:
             logger.exception("observer: a batch of answered requests not observed")
 
     def _drain(self) -> None:
-        entries, tables, rows = [], [], 0
+        entries, tables = [], []
         while self._queue:
             item = self._queue.popleft()
             if isinstance(item, _Large):  # made compact now, then the turn handed back
                 entry, done, item = item.entry, item.done, None
                 try:
                     self.prepare(entry)
+                except (TypeError, ValueError, KeyError, IndexError, pa.ArrowException) as err:
+                    logger.warning("observer: a large request's answer not logged: %r", err)
+                    self.metrics.log_dropped.inc(_rows(entry))
                 finally:
                     entry = None  # its records go before the next large request starts
-                    trim_heap()
                     done()
-            elif isinstance(item, pa.Table):
-                tables.append(item)
-                rows += item.num_rows
-            else:
-                entries.append(item)
-                rows += len(item.answer["mpg"])
-        with self._lock:
-            self._queued -= rows
+                    trim_heap()
+                continue
+            rows = item.num_rows if isinstance(item, pa.Table) else _rows(item)
+            with self._lock:
+                self._queued -= rows  # counted as they leave the queue
+            (tables if isinstance(item, pa.Table) else entries).append(item)
         if entries and (table := self._table(entries)) is not None:
             tables.append(table)
         for table in tables:
@@ -201,6 +206,10 @@ def sampled(table: pa.Table, share: float) -> pa.Table:
     ids = pc.unique(table["request_id"]).to_pylist()
     kept = [i for i in ids if random.random() < share]
     return table.filter(pc.is_in(table["request_id"], value_set=pa.array(kept, pa.string())))
+
+
+def _rows(entry: Entry) -> int:
+    return len(entry.answer.get("mpg", ()))
 
 
 def observe_rows(metrics: ServiceMetrics, ranges: dict, table: pa.Table) -> None:

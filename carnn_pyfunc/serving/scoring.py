@@ -86,7 +86,7 @@ class Scoring:
                            "bytes of large request bodies")  # fmt: skip
         self._token = b"Bearer " + settings.token.encode() if settings.token else None
         # one thread: large requests are worked on one at a time (they hold the GIL most of the
-        # time anyway), so a worker's memory holds one large request's work at most
+        # time anyway); with the turn, one large request's Python records at a time
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="carnn-score")
         self.turn = Turn(settings.timeout_s)
         self.observer: Observer | None = None  # set by the app: live signals, prediction log
@@ -114,12 +114,12 @@ class Scoring:
             headers = dict(scope["headers"])
             self.authorise(headers.get(b"authorization", b""))
             slot = self.slots.take()
-            request_id = request_id_of(headers)
-            version, other = self.traffic.pick(request_id)
             declared = headers.get(b"content-length", b"").decode("latin-1")
             size = int(declared) if declared.isdigit() else self.settings.max_body_bytes
             if INLINE_BYTES < size <= self.settings.max_body_bytes:  # (beyond: a 413 at once)
-                large = self.large.take(size)  # before the body is read
+                large = self.large.take(size)  # before the body is read, no version's fault
+            request_id = request_id_of(headers)
+            version, other = self.traffic.pick(request_id)
             body = await read_body(_chunks(receive), declared, self.settings.max_body_bytes)
             content_type = headers.get(b"content-type", b"").decode("latin-1")
             model = version.model
@@ -130,7 +130,7 @@ class Scoring:
                 job = lambda: self.turn.within(  # noqa: E731
                     self.invocations, body, content_type, model
                 )
-                payload, ignored, parsed, columns = await self.work(job, body)
+                payload, ignored, parsed, columns = await self.work(job, body, turn=True)
                 turn = True  # this request's records are the ones the next large one waits for
             if ignored:
                 extra = [(IGNORED_HEADER.lower().encode(), _header_value(ignored))]
@@ -144,20 +144,22 @@ class Scoring:
             else:  # made compact by the observer; then the next large request starts
                 self.observer.prepare_soon(entry, done=self.turn.end)
                 turn = False
-            if other is not None:
+            if other is not None and inline:
                 self.traffic.shadow(other, entry, parsed.params)
+            elif other is not None:  # a large request's records are not kept for a shadow
+                metrics.shadow_skipped.inc()
         except ApiError as err:
             status, payload, response_headers = err.status, err.body(), error_headers(err)
             if status == 400:
                 metrics.invalid.labels(metric_field(err.fields)).inc()
             if status >= 500 and version is not None:
-                self._failed(request_id, version, status, started)
+                self.observer.record(failed(request_id, version, status, started))
         except Exception:  # a bug of ours, not the client's: logged, answered without details
             logger.exception("POST %s failed", PATH)
             status, response_headers = 500, list(_JSON)
             payload = ApiError(500, "INTERNAL_ERROR", "the service failed; see its log").body()
             if version is not None:
-                self._failed(request_id, version, status, started)
+                self.observer.record(failed(request_id, version, status, started))
         finally:
             metrics.in_flight.dec()
             if turn:  # answered with an error after its records were made
@@ -176,13 +178,6 @@ class Scoring:
             role, label = version.role, version.id.version or ""
             metrics.scored.labels(role, label, str(status)).inc()
             metrics.scored_latency.labels(role, label).observe(elapsed)
-
-    def _failed(self, request_id: str, version, status: int, started: float) -> None:
-        """A 5xx of a version is evidence too: one row in the log with its status."""
-        answer = {"mpg": [float("nan")], "error": [f"HTTP {status}"]}
-        latency = (time.perf_counter() - started) * 1000
-        self.observer.record(Entry(request_id, time.time(), [{}], answer, latency, version.role,
-                                   version.id, status))  # fmt: skip
 
     def invocations(self, body: bytes, content_type: str | None, model: LoadedModel) -> tuple:
         """(the answer's JSON, ignored columns, the parsed request, the answer's columns)."""
@@ -209,21 +204,32 @@ class Scoring:
         except InvalidRecordError as err:
             raise invalid_records(err) from None
 
-    async def work(self, job: Callable[[], T], body: bytes) -> T:
-        """``job`` (parse and score a body): inline for a small body, else in a worker thread
-        bounded by the timeout (then a 504). A job that outlives its timeout keeps its
-        in-flight slot until it ends: the limit counts real work."""
+    async def work(self, job: Callable[[], T], body: bytes, turn: bool = False) -> T:
+        """``job`` (parse and score a body): inline for a small body, else on the scoring thread
+        bounded by the timeout (then a 504). A job that outlives its request (a 504, a cancelled
+        request) keeps its in-flight slot and its large-body bytes until it ends, and (``turn``:
+        a job of :meth:`Turn.within`) hands the turn back then: the limits count real work."""
         if len(body) <= INLINE_BYTES:
             return job()
         future = asyncio.get_running_loop().run_in_executor(self.executor, job)
         try:
             return await asyncio.wait_for(asyncio.shield(future), self.settings.timeout_s)
-        except TimeoutError:
+        except (TimeoutError, asyncio.CancelledError) as err:
             self.slots.detach(future)
             self.large.detach(future)
-            future.add_done_callback(self.turn.end_if_done)  # its records are not observed
+            if turn:  # its records are not observed: the turn comes back when it returns
+                future.add_done_callback(self.turn.end_if_done)
+            if isinstance(err, asyncio.CancelledError):
+                raise
             message = f"the prediction took longer than {self.settings.timeout_s:g} s"
             raise ApiError(504, "TIMEOUT", message) from None
+
+
+def failed(request_id: str, version, status: int, started: float) -> Entry:
+    """A 5xx of a version is evidence too: one row in the log with its status."""
+    answer = {"mpg": [float("nan")], "error": [f"HTTP {status}"]}
+    latency = (time.perf_counter() - started) * 1000
+    return Entry(request_id, time.time(), [{}], answer, latency, version.role, version.id, status)
 
 
 async def read_body(chunks: AsyncIterator[bytes], declared: str, limit: int) -> bytes:
