@@ -99,7 +99,7 @@ class ServiceMetrics:
         )
         self.shadow_skipped = Counter(
             "carnn_shadow_skipped",
-            "requests not shadow-scored (the shadow's queue was full)",
+            "requests not shadow-scored (the shadow's queue was full, or a large request)",
             registry=r,
         )
         self.model = Gauge(
