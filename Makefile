@@ -60,7 +60,11 @@ test: dev ## run the whole test suite (includes real served-over-HTTP tests)
 test-fast: dev ## the fast tier: no process started, nothing trained beyond a tiny fixture (~1 min)
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
 
-bench: dev ## benchmark carnn vs naive vs floor, served both ways; writes bench/results.json (~5 min)
+bench: dev ## benchmark carnn vs naive vs floor, served both ways; writes bench/results.json (~15 min)
+	@command -v wrk >/dev/null || { echo "installing wrk (the HTTP load generator)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wrk >/dev/null \
+	  || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive \
+	       apt-get install -y -q --no-install-recommends wrk >/dev/null; }; }
 	$(BIN)/python bench/bench.py $(ARGS)
 
 lint: dev ## ruff lint and format check
