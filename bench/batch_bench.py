@@ -57,7 +57,9 @@ def make_input(path: Path, rows: int, seed: int = 0) -> Path:
 
 def io_floor(source: Path, target: Path, chunk_rows: int) -> float:
     """Seconds for a pass that only reads ``source`` in the pandas engine's chunks and writes
-    each back with a constant mpg column: what any engine pays for the files alone."""
+    each back with mpg and error columns (no model; serial, where the engine overlaps reading
+    and writing with scoring): what any engine pays for the files alone."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -66,7 +68,10 @@ def io_floor(source: Path, target: Path, chunk_rows: int) -> float:
     writer = None
     for batch in parquet.iter_batches(chunk_rows):
         table = pa.Table.from_batches([batch])
-        table = table.append_column("mpg", pa.array([20.0] * table.num_rows, pa.float64()))
+        n = table.num_rows  # answers shaped like the engine's: varied MPG, an error now and then
+        table = table.append_column("mpg", pa.array(10.0 + np.arange(n) % 400 / 10.0))
+        errors = np.where(np.arange(n) % BAD_EVERY == BAD_EVERY - 1, "weight: bad", None)
+        table = table.append_column("error", pa.array(errors, pa.string()))
         if writer is None:
             writer = pq.ParquetWriter(target, table.schema, compression="snappy")
         writer.write_table(table)
