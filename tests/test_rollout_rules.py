@@ -96,3 +96,50 @@ def test_a_window_is_read_while_labels_are_being_written(tmp_path):
     assert counts[0] >= 1
     assert counts == sorted(counts)  # whole files only, never half of one
     assert not list((tmp_path / "log").rglob("*.partial"))
+
+
+def test_a_command_s_exit_code_is_the_process_exit_code():
+    """`carnn rollout` ends a rolled-back rollout with click's Exit(3): main() must return 3,
+    not 0 (a Kubernetes Job would be marked Succeeded)."""
+    import click
+
+    from carnn_pyfunc import cli
+
+    def rolled_back():
+        raise click.exceptions.Exit(3)
+
+    cli.cli.add_command(click.Command("exit-three", callback=rolled_back))
+    try:
+        assert cli.main(["exit-three"]) == 3
+    finally:
+        cli.cli.commands.pop("exit-three", None)
+
+
+def test_a_rollout_that_fails_to_promote_puts_the_traffic_back(tmp_path):
+    """Every step passed, then promotion itself failed (say, the held-out data is missing where
+    the rollout runs): the share is 0 again and the reason is on the version, not left at 100."""
+    import mlflow
+
+    from carnn_pyfunc.rollout.checks import WEIGHT_TAG
+    from carnn_pyfunc.rollout.driver import OUTCOME_TAG, Rollout
+
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")  # a real registry
+    client.create_registered_model("cars")
+    for _ in range(2):
+        client.create_model_version("cars", source=str(tmp_path))
+    client.set_registered_model_alias("cars", "production", "1")
+    client.set_registered_model_alias("cars", "canary", "2")
+
+    def promote(version: str, reason: str):
+        raise FileNotFoundError("auto-mpg.data")
+
+    lines = []
+    run = Rollout("cars", str(tmp_path / "log"), [50, 100], interval_s=0.0, client=client,
+                  thresholds=Thresholds(min_requests=0), promote=promote, echo=lines.append,
+                  servable=lambda uri: (True, ""))  # fmt: skip
+    result = run.run()
+    assert not result.promoted
+    assert client.get_registered_model("cars").tags[WEIGHT_TAG] == "0"
+    outcome = client.get_model_version("cars", "2").tags[OUTCOME_TAG]
+    assert "FileNotFoundError" in outcome and "auto-mpg.data" in outcome
+    assert str(client.get_model_version_by_alias("cars", "production").version) == "1"

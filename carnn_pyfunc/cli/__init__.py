@@ -50,7 +50,7 @@ class LazyGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in COMMANDS:
-            return None
+            return self.commands.get(cmd_name)  # one added with add_command
         module, _, name = COMMANDS[cmd_name].partition(":")
         return getattr(importlib.import_module(f"{__name__}.{module}"), name)
 
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code instead of exiting (for train.py and tests)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter
     try:
-        cli.main(args=argv, prog_name="carnn", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="carnn", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 1
@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         # the tracking store refused: its message, not a traceback
         click.echo(f"error: {_one_line(err)}", err=True)
         return 1
-    return 0
+    # a command's click.exceptions.Exit(N) comes back as N (not standalone); anything else is 0
+    return code if isinstance(code, int) else 0
 
 
 def _is_mlflow_error(err: Exception) -> bool:

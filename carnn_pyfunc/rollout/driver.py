@@ -10,6 +10,7 @@ Killed midway, a rollout leaves production where it was and the weight at its la
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from carnn_pyfunc.registry.stages import PromotionRefused
 from carnn_pyfunc.rollout.checks import WEIGHT_TAG, Thresholds, Verdict, judge
 from carnn_pyfunc.rollout.evidence import evidence, read_window
 
+logger = logging.getLogger(__name__)
 OUTCOME_TAG = "carnn.rollout"
 PRODUCTION = "production"
 
@@ -75,6 +77,14 @@ class Rollout:
         if not able:  # this release cannot serve it: no traffic moves
             raise RolloutRefused(f"version {candidate}: {why}")
         result = Result(candidate, production, promoted=False)
+        try:
+            return self._advance(result)
+        except Exception as err:  # whatever stopped it (a log, the data, the server): traffic back
+            logger.exception("rollout of version %s stopped", candidate)
+            return self._roll_back(result, f"the rollout stopped: {type(err).__name__}: {err}")
+
+    def _advance(self, result: Result) -> Result:
+        candidate, production = result.candidate, result.production
         for percent in self.steps:
             self.set_weight(percent)
             started = self.clock()
