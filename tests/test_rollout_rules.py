@@ -141,5 +141,6 @@ def test_a_rollout_that_fails_to_promote_puts_the_traffic_back(tmp_path):
     assert not result.promoted
     assert client.get_registered_model("cars").tags[WEIGHT_TAG] == "0"
     outcome = client.get_model_version("cars", "2").tags[OUTCOME_TAG]
-    assert "FileNotFoundError" in outcome and "auto-mpg.data" in outcome
+    assert "FileNotFoundError" in outcome
+    assert "auto-mpg.data" in outcome
     assert str(client.get_model_version_by_alias("cars", "production").version) == "1"
