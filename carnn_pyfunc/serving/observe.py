@@ -102,18 +102,16 @@ class Observer:
         if self._full(n):
             self.metrics.log_dropped.inc(n)
             return
-        if n <= _CHUNK_ROWS:
-            table = self._table([entry])
-        else:  # a chunk at a time: the Python lists of one chunk at most, never the request's
-            tables = [self._table([chunk(entry, i, _CHUNK_ROWS)]) for i in range(0, n, _CHUNK_ROWS)]
-            tables = [t for t in tables if t is not None]
-            table = pa.concat_tables(tables) if tables else None
-        if table is not None:
+        # a chunk at a time: the Python lists of one chunk at most, never the whole request's
+        tables = [self._table([chunk(entry, i, _CHUNK_ROWS)]) for i in range(0, n, _CHUNK_ROWS)]
+        tables = [t for t in tables if t is not None]
+        if tables:
+            table = pa.concat_tables(tables)
             self._enqueue(table, table.num_rows)
 
     def prepare_soon(self, entry: Entry, done: Callable[[], None]) -> None:
         """:meth:`prepare` ``entry`` on the observer's thread now; ``done()`` after (the scoring
-        thread's next large request waits for it: see ``scoring.Turn``)."""
+        thread's next large request waits for it: see ``limits.Turn``)."""
         if self._stop.is_set():  # shutting down: nothing will prepare it
             done()
             return
