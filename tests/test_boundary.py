@@ -214,3 +214,83 @@ def test_error_bodies_name_only_known_fields_in_metrics(carnn_served):
     lines = [line for line in metrics.splitlines() if line.startswith("carnn_invalid_inputs_total")]
     labels = {line.split('field="')[1].split('"')[0] for line in lines}
     assert labels <= {*INPUT_FIELDS, "input"}
+
+
+def test_score_csv_takes_its_bytes_of_the_large_body_budget(carnn_served):
+    """Two bodies of the largest size on their way fill the worker's large-body budget: a large
+    CSV for /score.csv then gets a 503 at once, as /invocations would (not a third body held)."""
+    port = int(carnn_served.rsplit(":", 1)[1])
+    header = ",".join(SEED_RECORD)
+    row = ",".join(str(v) for v in SEED_RECORD.values())
+    large = header + "\n" + "\n".join([row] * 2000) + "\n"  # > 32 KB: a large body
+    slow = []
+    try:
+        for _ in range(2):
+            client = socket.create_connection(("127.0.0.1", port), timeout=30)
+            slow.append(client)
+            client.sendall(
+                b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                b"application/json\r\nContent-Length: %d\r\n\r\n{" % (5 * 1024 * 1024)
+            )
+        deadline = time.monotonic() + 10
+        while True:  # once both slow bodies are being read
+            busy = requests.post(f"{carnn_served}/score.csv", data=large, timeout=30,
+                                 headers={"Content-Type": CSV})  # fmt: skip
+            if busy.status_code == 503 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert busy.status_code == 503, busy.text[:300]
+        assert busy.headers["Retry-After"] == "1"
+        assert "bytes of large request bodies" in strict_json(busy)["message"]
+    finally:
+        for client in slow:
+            client.close()
+    deadline = time.monotonic() + 10
+    while True:  # the budget is back once the worker has seen both clients go
+        scored = requests.post(f"{carnn_served}/score.csv", data=large, timeout=30,
+                               headers={"Content-Type": CSV})  # fmt: skip
+        if scored.status_code != 503 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert scored.status_code == 200, scored.text[:300]
+    assert scored.headers["X-Carnn-Rows"] == "2000"
+
+
+def test_small_chunked_bodies_are_not_weighed_as_the_largest(carnn_served):
+    """A body sent without Content-Length takes large-body bytes only once it outgrows a small
+    body: three slow chunked requests of a few cars are all answered (weighed as the largest,
+    the third would have had a 503: the budget is two largest bodies)."""
+    port = int(carnn_served.rsplit(":", 1)[1])
+    body = json.dumps(records()).encode()
+    half = len(body) // 2
+    clients = []
+    try:
+        for _ in range(3):
+            slow = socket.create_connection(("127.0.0.1", port), timeout=30)
+            clients.append(slow)
+            slow.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                         b"\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         b"%x\r\n%s\r\n" % (half, body[:half]))  # fmt: skip
+        time.sleep(0.5)  # each is read as far as it was sent
+        for slow in clients:
+            rest = body[half:]
+            slow.sendall(b"%x\r\n%s\r\n0\r\n\r\n" % (len(rest), rest))
+        answers = [slow.recv(65536) for slow in clients]
+    finally:
+        for slow in clients:
+            slow.close()
+    assert all(answer.startswith(b"HTTP/1.1 200 OK") for answer in answers), answers
+
+
+def test_a_small_parquet_body_of_many_rows_is_scored_in_full(carnn_served):
+    n = 50_000  # a few kilobytes of Parquet: scored off the event loop, like any large body
+    table = pa.table({k: pa.repeat(v, n) for k, v in SEED_RECORD.items()})
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    assert len(sink.getvalue()) < 32 * 1024
+    response = post(carnn_served, sink.getvalue(), PARQUET)
+    assert response.status_code == 200, response.text[:300]
+    predictions = strict_json(response)["predictions"]
+    assert len(predictions) == n
+    assert len({p["mpg"] for p in predictions}) == 1
+    assert requests.get(f"{carnn_served}/ping", timeout=5).status_code == 200

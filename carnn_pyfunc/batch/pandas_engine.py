@@ -14,8 +14,10 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -112,13 +114,18 @@ def score_batch(
     """One chunk through the model: (``mpg``, null where invalid; ``error``, null where valid)."""
     from mlflow.exceptions import MlflowException
 
+    # the model's columns (``answer``: predict's, without its DataFrame) where it has them
+    answer = getattr(python_model, "answer", None) or partial(python_model.predict, None)
     try:
-        answer = python_model.predict(None, model_input(batch, fields), ERRORS_PARAM)
+        columns = answer(model_input(batch, fields), ERRORS_PARAM)
     except MlflowException as err:  # per-row mode raises only for what no row can fix
         where = f"rows {first_row:,} to {first_row + batch.num_rows - 1:,} of the input"
         raise BatchError(f"{err.message} (a row number within the chunk of {where})") from None
-    mpg = pa.array(answer[OUTPUT_COLUMN].to_numpy(), type=pa.float64(), from_pandas=True)
-    error = pa.array(answer[ERROR_COLUMN], type=pa.string(), from_pandas=True)
+    mpg = np.asarray(columns[OUTPUT_COLUMN], dtype=np.float64)
+    mpg = pa.array(mpg, type=pa.float64(), from_pandas=True)
+    errors = columns[ERROR_COLUMN]
+    errors = errors.tolist() if hasattr(errors, "tolist") else errors
+    error = pa.array(errors, type=pa.string(), from_pandas=True)
     return mpg, error
 
 

@@ -8,7 +8,9 @@ pass and one encoding pass on NumPy arrays with precomputed column positions.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -132,7 +134,7 @@ class FeatureContract:
         """Row by row: (the input matrix of the valid rows, which rows are valid, one error line
         or None per row). One bad row never fails the others; a missing required column raises."""
         numbers, names, errors = row_problems(records)
-        valid = np.array([e is None for e in errors], dtype=bool)
+        valid = np.fromiter(map(operator.is_, errors, repeat(None)), bool, len(errors))
         kept = names[valid] if names is not None else None
         maker, flags = self._encode_names(kept, int(valid.sum()))
         return self.encode(numbers[valid], maker, flags), valid, errors

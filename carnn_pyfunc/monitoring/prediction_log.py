@@ -13,7 +13,6 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
-import math
 import os
 import random
 import socket
@@ -21,21 +20,16 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import NamedTuple
 
-import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyarrow import fs
 
-from carnn_pyfunc.contract.fields import FIELDS
-from carnn_pyfunc.monitoring.schema import LABELS, PREDICTION_SCHEMA, PREDICTIONS
+from carnn_pyfunc.monitoring.log_rows import LOG_TABLE_SCHEMA, Entry, ModelId, as_table, rows_of
+from carnn_pyfunc.monitoring.schema import LABELS, PREDICTIONS
 
 logger = logging.getLogger(__name__)
-_NUMBER_FIELDS = [f.name for f in FIELDS if f.numeric]
 
 
 def filesystem(root: str) -> tuple[fs.FileSystem, str]:
@@ -60,27 +54,6 @@ def write_file(filesystem_: fs.FileSystem, folder: str, name: str, table: pa.Tab
 
 def new_request_id() -> str:
     return f"{_ID_PREFIX}{next(_ID_COUNTER):08x}"
-
-
-@dataclass(frozen=True)
-class ModelId:
-    name: str | None
-    version: str | None
-    run_id: str | None
-
-
-class Entry(NamedTuple):
-    """One answered request, as queued."""
-
-    request_id: str
-    time: float  # seconds since the epoch
-    records: object  # list of dicts or a DataFrame, as the model read them
-    answer: dict  # the model's columns: mpg (NaN for a failed row), mpg_low/high, error
-    latency_ms: float
-    role: str
-    model: ModelId | None = None  # the version that answered; None: the log's own
-    status: int = 200
-    first_row: int = 0  # the request's row number of the first record (a chunk of a request)
 
 
 class PredictionLog:
@@ -195,98 +168,9 @@ class PredictionLog:
             write_file(self.fs, folder, f"{self._prefix}-{next(self._seq):06d}.parquet", part)
 
 
-def rows_of(entries: list[Entry], model: ModelId) -> dict[str, list]:
-    """The log's columns (:data:`.schema.PREDICTION_SCHEMA`) of answered requests."""
-    columns: dict[str, list] = {name: [] for name in (*PREDICTION_SCHEMA.names, "model_version")}
-    default = model
-    for e in entries:
-        answer, model = e.answer, e.model or default
-        n = len(answer["mpg"])
-        if n == 1 and type(e.records) is list and type(e.records[0]) is dict:
-            _one_row(columns, e, model)  # a one-car request: no list per field
-            continue
-        columns["request_id"] += [e.request_id] * n
-        columns["row"] += range(e.first_row, e.first_row + n)
-        columns["time"] += [int(e.time * 1000)] * n  # milliseconds since the epoch
-        columns["model_name"] += [model.name] * n
-        columns["run_id"] += [model.run_id] * n
-        columns["role"] += [e.role] * n
-        for name, values in input_columns(e.records, n).items():
-            columns[name] += values
-        columns["mpg"] += _floats(answer["mpg"])
-        for name in ("mpg_low", "mpg_high"):
-            columns[name] += _floats(answer[name]) if name in answer else [None] * n
-        columns["error"] += list(answer["error"]) if "error" in answer else [None] * n
-        columns["latency_ms"] += [e.latency_ms] * n
-        columns["status"] += [e.status] * n
-        columns["model_version"] += [model.version] * n
-    return columns
-
-
-LOG_TABLE_SCHEMA = PREDICTION_SCHEMA.append(pa.field("model_version", pa.string()))
-
-
-def as_table(columns: dict[str, list]) -> pa.Table:
-    """:func:`rows_of`'s columns as one Arrow table (the version as a column: a partition once
-    written)."""
-    return pa.Table.from_pydict(columns, schema=LOG_TABLE_SCHEMA)
-
-
-def _one_row(columns: dict[str, list], e: Entry, model: ModelId) -> None:
-    record, answer = e.records[0], e.answer
-    for name, value in (("request_id", e.request_id), ("row", e.first_row),
-                        ("time", int(e.time * 1000)), ("model_name", model.name),
-                        ("run_id", model.run_id), ("role", e.role),
-                        ("latency_ms", e.latency_ms), ("status", e.status),
-                        ("model_version", model.version)):  # fmt: skip
-        columns[name].append(value)
-    for name in _NUMBER_FIELDS:
-        columns[name].append(_number(record.get(name)))
-    name = record.get("name")
-    columns["name"].append(name if isinstance(name, str) else None)
-    for key in ("mpg", "mpg_low", "mpg_high"):
-        value = float(answer[key][0]) if key in answer else math.nan
-        columns[key].append(None if math.isnan(value) else value)
-    columns["error"].append(answer["error"][0] if "error" in answer else None)
-
-
-def input_columns(records, n: int) -> dict[str, list]:
-    """Each field's values as validated: numbers as floats (None where missing or not a
-    number), the name as text (None otherwise)."""
-    if isinstance(records, pd.DataFrame):
-        out = {}
-        for f in FIELDS:
-            if f.name not in records.columns:
-                out[f.name] = [None] * n
-            elif f.numeric:
-                values = pd.to_numeric(records[f.name], errors="coerce").astype("float64")
-                out[f.name] = [None if math.isnan(v) else v for v in values.tolist()]
-            else:
-                out[f.name] = [v if isinstance(v, str) else None for v in records[f.name]]
-        return out
-    rows = [r if isinstance(r, dict) else {} for r in records]
-    out = {name: [_number(r.get(name)) for r in rows] for name in _NUMBER_FIELDS}
-    out["name"] = [v if isinstance(v := r.get("name"), str) else None for r in rows]
-    return out
-
-
-def _number(value: object) -> float | None:
-    if type(value) is int or type(value) is float:
-        try:
-            number = float(value)
-        except OverflowError:
-            return None
-        return number if math.isfinite(number) else None
-    return None
-
-
-def _floats(values) -> list:
-    array = np.asarray(values, dtype=np.float64)
-    return [None if math.isnan(v) else v for v in array.tolist()]
-
-
 def now() -> float:
     return time.time()
 
 
-__all__ = ["LABELS", "Entry", "ModelId", "PredictionLog", "as_table", "new_request_id", "rows_of"]
+__all__ = ["LABELS", "LOG_TABLE_SCHEMA", "Entry", "ModelId", "PredictionLog", "as_table",
+           "new_request_id", "rows_of"]  # fmt: skip

@@ -29,17 +29,12 @@ from carnn_pyfunc.monitoring.prediction_log import ModelId, PredictionLog
 from carnn_pyfunc.serving import csv_scoring, feedback, openapi, page
 from carnn_pyfunc.serving.answers import encode
 from carnn_pyfunc.serving.errors import ApiError
+from carnn_pyfunc.serving.exchange import error_headers, metric_field, read_body
 from carnn_pyfunc.serving.loaded import LoadedModel, load
 from carnn_pyfunc.serving.metrics import ServiceMetrics
 from carnn_pyfunc.serving.observe import Observer, training_ranges
-from carnn_pyfunc.serving.scoring import (
-    IGNORED_HEADER,
-    PATH,
-    Scoring,
-    error_headers,
-    metric_field,
-    read_body,
-)
+from carnn_pyfunc.serving.runtime import favour_event_loop
+from carnn_pyfunc.serving.scoring import IGNORED_HEADER, PATH, Scoring
 from carnn_pyfunc.serving.settings import Settings
 from carnn_pyfunc.serving.traffic import Traffic, Version
 
@@ -136,10 +131,7 @@ class Service:
         return HTMLResponse(self.page, headers=page.HEADERS)
 
     async def score_csv(self, request: Request) -> Response:
-        chunks = request.stream()
-        declared = request.headers.get("content-length", "")
-        body = await read_body(chunks, declared, self.settings.max_body_bytes)
-        return await csv_scoring.score(self.scoring, request.headers.get("content-type"), body)
+        return await csv_scoring.score(self.scoring, request)
 
     def routes(self) -> list[Route]:
         return [
@@ -211,6 +203,7 @@ def create_app(settings: Settings, model: LoadedModel | None = None):
     # walk their millions of objects again (each pass was a tens-of-ms pause at the p99).
     gc.collect()
     gc.freeze()
+    favour_event_loop()  # the event loop before a large request's thread: see serving.runtime
     if not settings.cors_origins:
         return app
     return CORSMiddleware(

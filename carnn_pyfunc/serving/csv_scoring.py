@@ -15,14 +15,17 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+from starlette.requests import Request
 from starlette.responses import Response
 
 from carnn_pyfunc.contract import INPUT_FIELDS, InvalidRecordError
 from carnn_pyfunc.contract.columns import check_columns
 from carnn_pyfunc.monitoring.prediction_log import Entry, new_request_id
 from carnn_pyfunc.serving.errors import ApiError, invalid_records
+from carnn_pyfunc.serving.limits import Turn, held_while_working
 from carnn_pyfunc.serving.metrics import ServiceMetrics
 from carnn_pyfunc.serving.protocol import CSV, as_records, media_type, read_csv
+from carnn_pyfunc.serving.runtime import paused_gc
 from carnn_pyfunc.serving.settings import Settings
 
 ROWS_HEADER, FAILED_HEADER = "X-Carnn-Rows", "X-Carnn-Failed"
@@ -32,40 +35,37 @@ ROW_BY_ROW = {"errors": "column"}
 
 
 class Scorer(Protocol):
-    """What scoring a CSV needs of the service's scoring."""
+    """What scoring a CSV needs of the service's scoring (:class:`.scoring.Scoring`)."""
 
     metrics: ServiceMetrics
     settings: Settings
     observer: Any
     role: str
+    turn: Turn
 
-    async def work(self, job: Callable[[], Any], body: bytes) -> Any: ...
+    async def read(self, receive: Any, declared: str, large: list) -> bytes: ...
+
+    async def work(self, job: Callable[[], Any], inline: bool, turn: bool = False) -> Any: ...
 
     def score(self, records: Any, params: dict | None) -> dict: ...
 
 
-async def score(service: Scorer, content_type: str | None, body: bytes) -> Response:
-    if media_type(content_type) != CSV:
+async def score(service: Scorer, request: Request) -> Response:
+    """The scored CSV of ``request``, within the same limits as /invocations (the route takes an
+    in-flight slot; here large-body bytes and the scoring thread's turn; a 503 past them),
+    always on the scoring thread (a small body can hold thousands of short rows)."""
+    if media_type(request.headers.get("content-type")) != CSV:
         raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "expected a text/csv body")
-
-    def job() -> tuple[str, int, list[str]]:
-        given = read_csv(body, service.settings.max_rows)  # the cells as written, read once
-        check = as_records(given)
-        try:
-            check_columns(given.columns.tolist())
-        except InvalidRecordError as err:
-            raise invalid_records(err) from None
-        answer = service.score(check, ROW_BY_ROW)
-        text, failed = scored_csv(given, answer)
-        return text, len(given), failed, check, answer
-
-    started = time.perf_counter()
-    text, rows, failed, records, answer = await service.work(job, body)
-    request_id = new_request_id()
-    if service.observer is not None:
+    async with held_while_working() as held:
+        declared = request.headers.get("content-length", "")
+        body = await service.read(request.receive, declared, held)
+        started = time.perf_counter()
+        job = lambda: service.turn.within(_scored, service, body)  # noqa: E731
+        text, rows, failed, records, answer = await service.work(job, inline=False, turn=True)
+        request_id = new_request_id()
         latency_ms = (time.perf_counter() - started) * 1000
-        service.observer.record(Entry(request_id, time.time(), records, answer, latency_ms,
-                                      service.role))  # fmt: skip
+        entry = Entry(request_id, time.time(), records, answer, latency_ms, service.role)
+        service.observer.prepare_soon(entry, done=service.turn.end)  # then the turn is back
     service.metrics.rows.inc(rows - len(failed))
     for field in failed:
         service.metrics.invalid.labels(field).inc()
@@ -76,6 +76,21 @@ async def score(service: Scorer, content_type: str | None, body: bytes) -> Respo
         "X-Request-Id": request_id,
     }
     return Response(text, media_type="text/csv; charset=utf-8", headers=headers)
+
+
+def _scored(service: Scorer, body: bytes) -> tuple:
+    """(the scored CSV, rows, the field of each failed row, the records, the model's answer),
+    the cyclic collector paused (see serving.runtime)."""
+    with paused_gc():
+        given = read_csv(body, service.settings.max_rows)  # the cells as written, read once
+        check = as_records(given)
+        try:
+            check_columns(given.columns.tolist())
+        except InvalidRecordError as err:
+            raise invalid_records(err) from None
+        answer = service.score(check, ROW_BY_ROW)
+        text, failed = scored_csv(given, answer)
+        return text, len(given), failed, check, answer
 
 
 def scored_csv(given: pd.DataFrame, answer: dict) -> tuple[str, list[str]]:

@@ -7,11 +7,11 @@ work really ends."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
-import ctypes
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 from carnn_pyfunc.serving.errors import ApiError
@@ -100,18 +100,14 @@ class Turn:
             self.end()
 
 
-def _malloc_trim():
+@contextlib.asynccontextmanager
+async def held_while_working() -> AsyncIterator[list[Slot]]:
+    """A list for the slots a request takes, freed after it unless its work goes on (a slot
+    that :meth:`Slot.hold_until` the work's end)."""
+    held: list[Slot] = []
     try:
-        return ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc: its heap is left as it is
-        return None
-
-
-_TRIM = _malloc_trim()
-
-
-def trim_heap() -> None:
-    """The C heap's free pages back to the system (glibc ``malloc_trim``): after a large
-    request, the worker's resident size falls back instead of staying at its peak."""
-    if _TRIM is not None:
-        _TRIM(0)
+        yield held
+    finally:
+        for slot in held:
+            if not slot.held:
+                slot.free()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -117,3 +118,17 @@ class ServiceMetrics:
             multiprocess.MultiProcessCollector(registry)
             return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def observe_all(histogram: Histogram, values: np.ndarray) -> None:
+    """``histogram.observe(v)`` for every value, in one pass per bucket: a 100,000-row answer
+    observed value by value held the GIL for ~100 ms. Uses the histogram's own buckets and sum
+    (tests compare it with ``observe`` one by one)."""
+    if not len(values):
+        return
+    bounds = np.asarray(histogram._upper_bounds, dtype=np.float64)  # ends with +Inf
+    counts = np.bincount(np.searchsorted(bounds, values, side="left"), minlength=len(bounds))
+    histogram._sum.inc(float(values.sum()))
+    for bucket, count in zip(histogram._buckets, counts.tolist(), strict=False):
+        if count:
+            bucket.inc(count)

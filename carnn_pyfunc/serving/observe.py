@@ -27,8 +27,8 @@ from carnn_pyfunc.monitoring.prediction_log import (
     as_table,
     rows_of,
 )
-from carnn_pyfunc.serving.limits import trim_heap
-from carnn_pyfunc.serving.metrics import ServiceMetrics
+from carnn_pyfunc.serving.metrics import ServiceMetrics, observe_all
+from carnn_pyfunc.serving.runtime import paused_gc, trim_heap
 
 logger = logging.getLogger(__name__)
 _MAX_QUEUED_ROWS = 200_000  # rows waiting for the observer; more are dropped (and counted)
@@ -159,7 +159,8 @@ class Observer:
             if isinstance(item, _Large):  # made compact now, then the turn handed back
                 entry, done, item = item.entry, item.done, None
                 try:
-                    self.prepare(entry)
+                    with paused_gc():
+                        self.prepare(entry)
                 except (TypeError, ValueError, KeyError, IndexError, pa.ArrowException) as err:
                     logger.warning("observer: a large request's answer not logged: %r", err)
                     self.metrics.log_dropped.inc(_rows(entry))
@@ -214,8 +215,7 @@ def observe_rows(metrics: ServiceMetrics, ranges: dict, table: pa.Table) -> None
     """Live signals of a batch of rows, vectorised: the predicted MPG, inputs outside the
     training range per field."""
     mpg = table["mpg"].to_numpy(zero_copy_only=False)  # null (failed row): NaN
-    for value in mpg[~np.isnan(mpg)].tolist():
-        metrics.predicted_mpg.observe(value)
+    observe_all(metrics.predicted_mpg, mpg[~np.isnan(mpg)])
     for name, (low, high) in ranges.items():
         values = table[name].to_numpy(zero_copy_only=False).astype(np.float64)
         if name == "year":

@@ -12,50 +12,49 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from mlflow.exceptions import MlflowException
 
-from carnn_pyfunc.contract import INPUT_FIELDS, InvalidRecordError
-from carnn_pyfunc.monitoring.labels import MAX_REQUEST_ID
-from carnn_pyfunc.monitoring.prediction_log import Entry, new_request_id
+from carnn_pyfunc.contract import InvalidRecordError
+from carnn_pyfunc.monitoring.prediction_log import Entry
 from carnn_pyfunc.serving.answers import encode_predictions
 from carnn_pyfunc.serving.errors import ApiError, invalid_records
-from carnn_pyfunc.serving.limits import RETRY_AFTER_S, Slots, Turn
+from carnn_pyfunc.serving.exchange import (
+    INLINE_BYTES,
+    JSON_HEADERS,
+    Chunks,
+    error_headers,
+    header_value,
+    metric_field,
+    read_weighed,
+    request_id_of,
+)
+from carnn_pyfunc.serving.limits import Slot, Slots, Turn
 from carnn_pyfunc.serving.loaded import LoadedModel
 from carnn_pyfunc.serving.metrics import ServiceMetrics
 from carnn_pyfunc.serving.observe import Observer
-from carnn_pyfunc.serving.protocol import Parsed, parse
+from carnn_pyfunc.serving.protocol import PARQUET, Parsed, media_type, parse
+from carnn_pyfunc.serving.runtime import paused_gc
 from carnn_pyfunc.serving.settings import Settings
 from carnn_pyfunc.serving.traffic import Traffic
 
 logger = logging.getLogger(__name__)
 
 PATH = "/invocations"
-# Bodies up to this size (a few hundred cars) are parsed and scored in the event loop: well
-# under a millisecond, less than a hop to a thread and back costs. Larger ones go to a thread.
-INLINE_BYTES = 32 * 1024
+INLINE_ROWS = 512  # small bodies (exchange.INLINE_BYTES) are inline unless of more rows
 # Bytes of large bodies in flight in a worker (read, waiting, or worked on), in largest bodies;
 # past it a 503 with Retry-After before the body is read. Scoring the largest body (~5 MB) holds
 # ~90 MB of Python objects, one at a time on the scoring thread: with what waits, a worker stays
 # inside a 320 MiB container (tests/test_container.py).
 LARGE_BODIES_IN_FLIGHT = 2
 IGNORED_HEADER = "X-Carnn-Ignored-Fields"
-_HEADER_CHARS = 1000  # the ignored columns' names in the header, at most
-_JSON = [(b"content-type", b"application/json")]
+_JSON = JSON_HEADERS
 PARAMS = ("errors", "interval")  # the carnn model's inference params
-_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]+")
 T = TypeVar("T")
-
-
-def metric_field(fields: list[str]) -> str:
-    """The field a 400 names first, as a bounded metrics label (a client's own column names
-    never become label values)."""
-    return fields[0] if fields and fields[0] in INPUT_FIELDS else "input"
 
 
 def param_error(err: MlflowException) -> ApiError:
@@ -65,15 +64,6 @@ def param_error(err: MlflowException) -> ApiError:
     field = name if name in PARAMS else "input"
     errors = [{"row": None, "field": field, "expected": message, "value": None}]
     return ApiError(400, err.error_code, message, errors)
-
-
-def error_headers(err: ApiError) -> list[tuple[bytes, bytes]]:
-    headers = list(_JSON)
-    if err.status == 401:
-        headers.append((b"www-authenticate", b"Bearer"))
-    if err.status == 503:
-        headers.append((b"retry-after", str(RETRY_AFTER_S).encode()))
-    return headers
 
 
 class Scoring:
@@ -106,7 +96,7 @@ class Scoring:
         started = time.perf_counter()
         metrics = self.metrics
         metrics.in_flight.inc()
-        slot, large, status, extra, version, request_id = None, None, 200, [], None, ""
+        slot, large, status, extra, version, request_id = None, [], 200, [], None, ""
         turn = False
         try:
             if scope["method"] != "POST":
@@ -115,25 +105,25 @@ class Scoring:
             self.authorise(headers.get(b"authorization", b""))
             slot = self.slots.take()
             declared = headers.get(b"content-length", b"").decode("latin-1")
-            size = int(declared) if declared.isdigit() else self.settings.max_body_bytes
-            if INLINE_BYTES < size <= self.settings.max_body_bytes:  # (beyond: a 413 at once)
-                large = self.large.take(size)  # before the body is read, no version's fault
+            body = await self.read(receive, declared, large)  # (a 503 here: no version's fault)
             request_id = request_id_of(headers)
             version, other = self.traffic.pick(request_id)
-            body = await read_body(_chunks(receive), declared, self.settings.max_body_bytes)
             content_type = headers.get(b"content-type", b"").decode("latin-1")
-            model = version.model
-            inline = len(body) <= INLINE_BYTES
-            if inline:  # no coroutine or thread for a few cars
-                payload, ignored, parsed, columns = self.invocations(body, content_type, model)
+            model, parsed = version.model, None
+            inline = len(body) <= INLINE_BYTES and media_type(content_type) != PARQUET
+            if inline:  # no coroutine or thread for a few cars (parsed: how many)
+                parsed = parsed_request(body, content_type, self.settings.max_rows)
+                inline = len(parsed.records) <= INLINE_ROWS
+            if inline:
+                payload, ignored, parsed, columns = self.answered(parsed, model)
             else:
                 job = lambda: self.turn.within(  # noqa: E731
-                    self.invocations, body, content_type, model
+                    self.invocations, body, content_type, model, parsed
                 )
-                payload, ignored, parsed, columns = await self.work(job, body, turn=True)
+                payload, ignored, parsed, columns = await self.work(job, inline, turn=True)
                 turn = True  # this request's records are the ones the next large one waits for
             if ignored:
-                extra = [(IGNORED_HEADER.lower().encode(), _header_value(ignored))]
+                extra = [(IGNORED_HEADER.lower().encode(), header_value(ignored))]
             response_headers = [*_JSON, *extra, (b"x-request-id", request_id.encode()),
                                 (b"x-carnn-model-version", version.label)]  # fmt: skip
             latency_ms = (time.perf_counter() - started) * 1000
@@ -164,7 +154,7 @@ class Scoring:
             metrics.in_flight.dec()
             if turn:  # answered with an error after its records were made
                 self.turn.end()
-            for held in (slot, large):
+            for held in (slot, *large):
                 if held is not None and not held.held:
                     held.free()
         response_headers.append((b"content-length", b"%d" % len(payload)))
@@ -179,37 +169,37 @@ class Scoring:
             metrics.scored.labels(role, label, str(status)).inc()
             metrics.scored_latency.labels(role, label).observe(elapsed)
 
-    def invocations(self, body: bytes, content_type: str | None, model: LoadedModel) -> tuple:
+    async def read(self, receive, declared: str, large: list[Slot]) -> bytes:
+        """The body, its large-body bytes taken first (:func:`.exchange.read_weighed`)."""
+        limit = self.settings.max_body_bytes
+        return await read_weighed(Chunks(receive), declared, limit, self.large, large)
+
+    def invocations(
+        self, body: bytes, content_type: str | None, model: LoadedModel, parsed: Parsed | None
+    ) -> tuple:
+        """:meth:`answered` of a large request, on the scoring thread: ``body`` parsed (unless
+        ``parsed`` already) and scored with the cyclic collector paused (see serving.runtime)."""
+        with paused_gc():
+            parsed = parsed or parsed_request(body, content_type, self.settings.max_rows)
+            return self.answered(parsed, model)
+
+    def answered(self, parsed: Parsed, model: LoadedModel) -> tuple:
         """(the answer's JSON, ignored columns, the parsed request, the answer's columns)."""
-        parsed = self.parse(body, content_type)
         columns = self.score(parsed.records, parsed.params, model)
         self.metrics.rows.inc(len(parsed.records))
         return encode_predictions(columns), parsed.ignored, parsed, columns
 
-    def parse(self, body: bytes, content_type: str | None) -> Parsed:
-        try:
-            return parse(body, content_type, self.settings.max_rows)
-        except InvalidRecordError as err:  # a misspelt field name
-            raise invalid_records(err) from None
-
     def score(self, records, params, model: LoadedModel | None = None) -> dict:
-        """The answer's columns of ``model`` (the primary's by default), or the ApiError naming
-        what is wrong."""
-        try:
-            return (model or self.traffic.primary.model).answer(records, params)
-        except MlflowException as err:
-            if isinstance(err.__cause__, InvalidRecordError):
-                raise invalid_records(err.__cause__) from None
-            raise param_error(err) from None
-        except InvalidRecordError as err:
-            raise invalid_records(err) from None
+        """The answer's columns of ``model`` (the primary's by default): :func:`answer_of`."""
+        return answer_of(model or self.traffic.primary.model, records, params)
 
-    async def work(self, job: Callable[[], T], body: bytes, turn: bool = False) -> T:
-        """``job`` (parse and score a body): inline for a small body, else on the scoring thread
-        bounded by the timeout (then a 504). A job that outlives its request (a 504, a cancelled
-        request) keeps its in-flight slot and its large-body bytes until it ends, and (``turn``:
-        a job of :meth:`Turn.within`) hands the turn back then: the limits count real work."""
-        if len(body) <= INLINE_BYTES:
+    async def work(self, job: Callable[[], T], inline: bool, turn: bool = False) -> T:
+        """``job`` (parse and score a body): ``inline`` (a few cars) now, else on the scoring
+        thread bounded by the timeout (then a 504). A job that outlives its request (a 504, a
+        cancelled request) keeps its in-flight slot and its large-body bytes until it ends, and
+        (``turn``: a job of :meth:`Turn.within`) hands the turn back then: the limits count real
+        work."""
+        if inline:
             return job()
         future = asyncio.get_running_loop().run_in_executor(self.executor, job)
         try:
@@ -232,48 +222,21 @@ def failed(request_id: str, version, status: int, started: float) -> Entry:
     return Entry(request_id, time.time(), [{}], answer, latency, version.role, version.id, status)
 
 
-async def read_body(chunks: AsyncIterator[bytes], declared: str, limit: int) -> bytes:
-    """The request body, or a 413 as soon as it is over the limit."""
-    too_large = ApiError(413, "REQUEST_TOO_LARGE", f"the body is over the limit of {limit} bytes")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-    parts, size = [], 0
-    async for chunk in chunks:
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        parts.append(chunk)
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+def answer_of(model: LoadedModel, records, params) -> dict:
+    """The answer's columns of ``model``, or the ApiError naming what is wrong."""
+    try:
+        return model.answer(records, params)
+    except MlflowException as err:
+        if isinstance(err.__cause__, InvalidRecordError):
+            raise invalid_records(err.__cause__) from None
+        raise param_error(err) from None
+    except InvalidRecordError as err:
+        raise invalid_records(err) from None
 
 
-class _chunks:
-    """The body's chunks from ASGI ``receive`` (a class: cheaper than an async generator)."""
-
-    def __init__(self, receive) -> None:
-        self.receive, self.done = receive, False
-
-    def __aiter__(self) -> _chunks:
-        return self
-
-    async def __anext__(self) -> bytes:
-        if self.done:
-            raise StopAsyncIteration
-        message = await self.receive()
-        if message["type"] == "http.disconnect":
-            raise ApiError(400, "BAD_REQUEST", "the client went away before its body arrived")
-        self.done = not message.get("more_body", False)
-        return message.get("body", b"")
-
-
-def request_id_of(headers: dict[bytes, bytes]) -> str:
-    """The client's X-Request-Id when it is a sensible id, else a new one."""
-    given = headers.get(b"x-request-id", b"")
-    if 0 < len(given) <= MAX_REQUEST_ID and _REQUEST_ID.fullmatch(given):
-        return given.decode("ascii")
-    return new_request_id()
-
-
-def _header_value(names: list[str]) -> bytes:
-    """The ignored column names as a header value: printable ASCII only, bounded."""
-    text = ", ".join(names)[:_HEADER_CHARS]
-    return "".join(ch if " " <= ch <= "~" else "?" for ch in text).encode("ascii")
+def parsed_request(body: bytes, content_type: str | None, max_rows: int) -> Parsed:
+    """:func:`.protocol.parse`, a misspelt field name as the API's 400."""
+    try:
+        return parse(body, content_type, max_rows)
+    except InvalidRecordError as err:
+        raise invalid_records(err) from None
