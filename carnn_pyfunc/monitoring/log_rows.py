@@ -21,6 +21,7 @@ from carnn_pyfunc.monitoring.schema import PREDICTION_SCHEMA
 
 _NUMBER_FIELDS = [f.name for f in FIELDS if f.numeric]
 _PLAIN = {int, float, type(None)}
+_COLUMNS = (*PREDICTION_SCHEMA.names, "model_version")
 
 
 @dataclass(frozen=True)
@@ -46,14 +47,15 @@ class Entry(NamedTuple):
 
 def rows_of(entries: list[Entry], model: ModelId) -> dict[str, list]:
     """The log's columns (:data:`.schema.PREDICTION_SCHEMA`) of answered requests."""
-    columns: dict[str, list] = {name: [] for name in (*PREDICTION_SCHEMA.names, "model_version")}
-    default = model
+    columns: dict[str, list] = {name: [] for name in _COLUMNS}
+    default, singles = model, []
     for e in entries:
         answer, model = e.answer, e.model or default
         n = len(answer["mpg"])
         if n == 1 and type(e.records) is list and type(e.records[0]) is dict:
-            _one_row(columns, e, model)  # a one-car request: no list per field
+            singles.append(_one_row(e, model))  # a one-car request: a tuple, no list per field
             continue
+        _add_rows(columns, singles)
         columns["request_id"] += [e.request_id] * n
         columns["row"] += range(e.first_row, e.first_row + n)
         columns["time"] += [int(e.time * 1000)] * n  # milliseconds since the epoch
@@ -69,7 +71,16 @@ def rows_of(entries: list[Entry], model: ModelId) -> dict[str, list]:
         columns["latency_ms"] += [e.latency_ms] * n
         columns["status"] += [e.status] * n
         columns["model_version"] += [model.version] * n
+    _add_rows(columns, singles)
     return columns
+
+
+def _add_rows(columns: dict[str, list], rows: list[tuple]) -> None:
+    """Rows (tuples in the columns' order) added to the columns; ``rows`` emptied."""
+    if rows:
+        for values, name in zip(zip(*rows, strict=True), _COLUMNS, strict=True):
+            columns[name] += values
+        rows.clear()
 
 
 LOG_TABLE_SCHEMA = PREDICTION_SCHEMA.append(pa.field("model_version", pa.string()))
@@ -82,22 +93,18 @@ def as_table(columns: dict[str, list]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=LOG_TABLE_SCHEMA)
 
 
-def _one_row(columns: dict[str, list], e: Entry, model: ModelId) -> None:
+def _one_row(e: Entry, model: ModelId) -> tuple:
+    """A one-car request's row, in the order of :data:`_COLUMNS` (NaN: null in the table)."""
     record, answer = e.records[0], e.answer
-    for name, value in (("request_id", e.request_id), ("row", e.first_row),
-                        ("time", int(e.time * 1000)), ("model_name", model.name),
-                        ("run_id", model.run_id), ("role", e.role),
-                        ("latency_ms", e.latency_ms), ("status", e.status),
-                        ("model_version", model.version)):  # fmt: skip
-        columns[name].append(value)
-    for name in _NUMBER_FIELDS:
-        columns[name].append(_number(record.get(name)))
     name = record.get("name")
-    columns["name"].append(name if isinstance(name, str) else None)
-    for key in ("mpg", "mpg_low", "mpg_high"):
-        value = float(answer[key][0]) if key in answer else math.nan
-        columns[key].append(None if math.isnan(value) else value)
-    columns["error"].append(answer["error"][0] if "error" in answer else None)
+    return (e.request_id, e.first_row, int(e.time * 1000), model.name, model.run_id, e.role,
+            *map(_number, map(record.get, _NUMBER_FIELDS)),
+            name if isinstance(name, str) else None,
+            float(answer["mpg"][0]),
+            float(answer["mpg_low"][0]) if "mpg_low" in answer else None,
+            float(answer["mpg_high"][0]) if "mpg_high" in answer else None,
+            answer["error"][0] if "error" in answer else None,
+            e.latency_ms, e.status, model.version)  # fmt: skip
 
 
 def input_columns(records, n: int) -> dict[str, list]:

@@ -78,10 +78,11 @@ async def read_weighed(
 
 
 class Chunks:
-    """The body's chunks from ASGI ``receive`` (a class: cheaper than an async generator)."""
+    """The body's chunks from ASGI ``receive`` (a class: cheaper than an async generator);
+    ``first``: a message already received."""
 
-    def __init__(self, receive) -> None:
-        self.receive, self.done = receive, False
+    def __init__(self, receive, first: dict | None = None) -> None:
+        self.receive, self.done, self.first = receive, False, first
 
     def __aiter__(self) -> Chunks:
         return self
@@ -89,7 +90,7 @@ class Chunks:
     async def __anext__(self) -> bytes:
         if self.done:
             raise StopAsyncIteration
-        message = await self.receive()
+        message, self.first = self.first or await self.receive(), None
         if message["type"] == "http.disconnect":
             raise ApiError(400, "BAD_REQUEST", "the client went away before its body arrived")
         self.done = not message.get("more_body", False)

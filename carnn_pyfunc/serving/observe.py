@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 _MAX_QUEUED_ROWS = 200_000  # rows waiting for the observer; more are dropped (and counted)
 _CHUNK_ROWS = 8192  # rows of a large request turned into a table at a time
 _WAKE_ROWS = 4096  # rows waiting that wake the observer before its half-second tick
+_INLINE_ROWS = 256  # rows waiting that the event loop observes itself (Observer.tick)
 
 
 @dataclass(frozen=True)
@@ -68,11 +69,12 @@ def training_ranges(contract) -> dict[str, tuple[float, float]]:
 class Observer:
     """Live signals and the log's rows of every answered request, off the request path.
 
-    Memory stays bounded under a flood of the largest requests: a small request is queued as it
-    is (a few records), a large one is turned into a compact Arrow table a chunk at a time on the
-    observer's thread at once (:meth:`prepare_soon`), and the next large request's work waits
-    for that, so a worker never holds two large requests' Python records; at most ``max_rows`` rows
-    wait (more are dropped and counted), and past :data:`_WAKE_ROWS` the thread drains at once.
+    A small request is queued as it is (a few records) and observed in batches: by the event
+    loop under load (:meth:`tick`), by the observer's thread on its half-second tick otherwise.
+    Memory stays bounded under a flood of the largest requests: a large one is turned into a
+    compact Arrow table a chunk at a time on the observer's thread at once (:meth:`prepare_soon`),
+    and the next large request's work waits for that, so a worker never holds two large requests'
+    Python records; at most ``max_rows`` rows wait (more are dropped and counted).
     """
 
     def __init__(
@@ -84,8 +86,9 @@ class Observer:
     ) -> None:
         self.metrics, self.ranges, self.log, self.max_rows = metrics, ranges, log, max_rows
         self.model = log.model if log is not None else ModelId(None, None, None)
-        self._queue: collections.deque[Entry | pa.Table | _Large] = collections.deque()
-        self._queued = 0  # rows waiting
+        self._queue: collections.deque[Entry] = collections.deque()  # small requests
+        self._queued = 0  # their rows
+        self._large: collections.deque[_Large] = collections.deque()
         self._lock = threading.Lock()
         self._wake, self._stop = threading.Event(), threading.Event()
         self._thread = threading.Thread(target=self._run, name="carnn-observer", daemon=True)
@@ -93,21 +96,25 @@ class Observer:
 
     def record(self, entry: Entry) -> None:
         """Queue one answered request as it is (for a few records: no work on the request's
-        path)."""
+        path; see :meth:`tick`)."""
         self._enqueue(entry, _rows(entry))
 
+    def tick(self) -> None:
+        """Observe what is queued now, in the caller's thread (the event loop, after a response
+        went out), once :data:`_INLINE_ROWS` rows wait. Under load the loop does this work in
+        small batches itself: handed to the observer's thread, the GIL changed hands on every
+        request and one-car throughput fell by a third (bench/http_bench.py)."""
+        if self._queued >= _INLINE_ROWS:
+            self._drain_logged(self._drain_small)
+
     def prepare(self, entry: Entry) -> None:
-        """Queue one answered request as a table."""
+        """Observe one answered request of many rows (on the observer's thread), a chunk at a
+        time: the Python lists of one chunk at most, never the whole request's."""
         n = _rows(entry)
-        if self._full(n):
-            self.metrics.log_dropped.inc(n)
-            return
-        # a chunk at a time: the Python lists of one chunk at most, never the whole request's
         tables = [self._table([chunk(entry, i, _CHUNK_ROWS)]) for i in range(0, n, _CHUNK_ROWS)]
         tables = [t for t in tables if t is not None]
         if tables:
-            table = pa.concat_tables(tables)
-            self._enqueue(table, table.num_rows)
+            self._observe(pa.concat_tables(tables))
 
     def prepare_soon(self, entry: Entry, done: Callable[[], None]) -> None:
         """:meth:`prepare` ``entry`` on the observer's thread now; ``done()`` after (the scoring
@@ -115,13 +122,13 @@ class Observer:
         if self._stop.is_set():  # shutting down: nothing will prepare it
             done()
             return
-        self._queue.append(_Large(entry, done))
+        self._large.append(_Large(entry, done))
         self._wake.set()
 
     def _full(self, rows: int) -> bool:
         return self._queued > 0 and self._queued + rows > self.max_rows
 
-    def _enqueue(self, item: Entry | pa.Table, rows: int) -> None:
+    def _enqueue(self, item: Entry, rows: int) -> None:
         with self._lock:
             if self._full(rows):
                 self.metrics.log_dropped.inc(rows)
@@ -143,42 +150,47 @@ class Observer:
         while not self._stop.is_set():
             self._wake.wait(0.5)
             self._wake.clear()
-            self._drain_logged()
-        self._drain_logged()
+            self._drain_logged(self._drain)
+        self._drain_logged(self._drain)
 
-    def _drain_logged(self) -> None:
+    def _drain_logged(self, drain: Callable[[], None]) -> None:
         try:
-            self._drain()
-        except Exception:  # a bug of ours: logged, and the thread goes on observing
+            drain()
+        except Exception:  # a bug of ours: logged, and the service goes on observing
             logger.exception("observer: a batch of answered requests not observed")
 
     def _drain(self) -> None:
-        entries, tables = [], []
+        """The large requests waiting (each made compact, then the turn handed back), then the
+        small ones."""
+        while self._large:
+            large = self._large.popleft()
+            entry, done, large = large.entry, large.done, None
+            try:
+                with paused_gc():
+                    self.prepare(entry)
+            except (TypeError, ValueError, KeyError, IndexError, pa.ArrowException) as err:
+                logger.warning("observer: a large request's answer not logged: %r", err)
+                self.metrics.log_dropped.inc(_rows(entry))
+            finally:
+                entry = None  # its records go before the next large request starts
+                done()
+                trim_heap()
+        self._drain_small()
+
+    def _drain_small(self) -> None:
+        entries = []
         while self._queue:
-            item = self._queue.popleft()
-            if isinstance(item, _Large):  # made compact now, then the turn handed back
-                entry, done, item = item.entry, item.done, None
-                try:
-                    with paused_gc():
-                        self.prepare(entry)
-                except (TypeError, ValueError, KeyError, IndexError, pa.ArrowException) as err:
-                    logger.warning("observer: a large request's answer not logged: %r", err)
-                    self.metrics.log_dropped.inc(_rows(entry))
-                finally:
-                    entry = None  # its records go before the next large request starts
-                    done()
-                    trim_heap()
-                continue
-            rows = item.num_rows if isinstance(item, pa.Table) else _rows(item)
+            entry = self._queue.popleft()
             with self._lock:
-                self._queued -= rows  # counted as they leave the queue
-            (tables if isinstance(item, pa.Table) else entries).append(item)
+                self._queued -= _rows(entry)  # counted as they leave the queue
+            entries.append(entry)
         if entries and (table := self._table(entries)) is not None:
-            tables.append(table)
-        for table in tables:
-            observe_rows(self.metrics, self.ranges, table)
-            if self.log is not None:
-                self.log.record_table(sampled(table, self.log.sample))
+            self._observe(table)
+
+    def _observe(self, table: pa.Table) -> None:
+        observe_rows(self.metrics, self.ranges, table)
+        if self.log is not None:
+            self.log.record_table(sampled(table, self.log.sample))
 
     def _table(self, entries: list[Entry]) -> pa.Table | None:
         """The entries in the log's columns; one odd answer loses only itself (counted)."""

@@ -71,6 +71,8 @@ def parse(body: bytes, content_type: str | None, max_rows: int) -> Parsed:
 
 def media_type(content_type: str | None) -> str:
     """The media type, lower case; a 415 for a parameter other than a UTF-8 charset."""
+    if content_type is not None and ";" not in content_type:  # no parameters: as a rule
+        return content_type.strip().lower()
     mime, _, rest = (content_type or "").partition(";")
     for parameter in filter(None, (p.strip() for p in rest.split(";"))):
         key, _, value = parameter.partition("=")

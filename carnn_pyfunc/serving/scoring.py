@@ -84,6 +84,7 @@ class Scoring:
         self.role = "primary"
         self._latency = metrics.latency.labels(PATH)
         self._ok = metrics.requests.labels(PATH, "POST", "200")
+        self._children: dict[tuple, tuple] = {}  # see _by_version
 
     def authorise(self, header: bytes) -> None:
         """A 401 unless ``header`` (the Authorization header) carries the token."""
@@ -108,9 +109,9 @@ class Scoring:
             body = await self.read(receive, declared, large)  # (a 503 here: no version's fault)
             request_id = request_id_of(headers)
             version, other = self.traffic.pick(request_id)
-            content_type = headers.get(b"content-type", b"").decode("latin-1")
+            content_type = media_type(headers.get(b"content-type", b"").decode("latin-1"))
             model, parsed = version.model, None
-            inline = len(body) <= INLINE_BYTES and media_type(content_type) != PARQUET
+            inline = len(body) <= INLINE_BYTES and content_type != PARQUET
             if inline:  # no coroutine or thread for a few cars (parsed: how many)
                 parsed = parsed_request(body, content_type, self.settings.max_rows)
                 inline = len(parsed.records) <= INLINE_ROWS
@@ -165,13 +166,31 @@ class Scoring:
         elapsed = time.perf_counter() - started
         self._latency.observe(elapsed)
         if version is not None:
-            role, label = version.role, version.id.version or ""
-            metrics.scored.labels(role, label, str(status)).inc()
-            metrics.scored_latency.labels(role, label).observe(elapsed)
+            scored, latency = self._by_version(version.role, version.id.version, status)
+            scored.inc()
+            latency.observe(elapsed)
+        self.observer.tick()  # the answer is out: the loop's turn to observe
+
+    def _by_version(self, role: str, version: str | None, status: int) -> tuple:
+        """The scored counter and latency histogram of (role, version, status), looked up once
+        (``labels()`` takes a lock and validates: microseconds on every one-car request)."""
+        key = (role, version, status)
+        children = self._children.get(key)
+        if children is None:
+            label, metrics = version or "", self.metrics
+            children = (metrics.scored.labels(role, label, str(status)),
+                        metrics.scored_latency.labels(role, label))  # fmt: skip
+            self._children[key] = children
+        return children
 
     async def read(self, receive, declared: str, large: list[Slot]) -> bytes:
         """The body, its large-body bytes taken first (:func:`.exchange.read_weighed`)."""
         limit = self.settings.max_body_bytes
+        if declared.isdigit() and int(declared) <= min(INLINE_BYTES, limit):
+            message = await receive()  # a small body comes in one message, as a rule
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                return message.get("body", b"")  # (no longer than declared: the server's check)
+            return await read_weighed(Chunks(receive, message), declared, limit, self.large, large)
         return await read_weighed(Chunks(receive), declared, limit, self.large, large)
 
     def invocations(

@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mlflow.exceptions import MlflowException
 
@@ -39,15 +39,13 @@ class Version:
     uri: str
     model: LoadedModel
 
-    @property
-    def label(self) -> bytes:
-        """The version, for the response header that names who answered."""
-        return str(self.model.info.get("version") or self.model.info.get("run_id") or "").encode()
+    label: bytes = field(init=False)  # the version, for the header naming who answered
+    id: ModelId = field(init=False)
 
-    @property
-    def id(self) -> ModelId:
+    def __post_init__(self) -> None:  # once: a loaded model's info never changes
         info = self.model.info
-        return ModelId(info.get("name"), info.get("version"), info.get("run_id"))
+        self.label = str(info.get("version") or info.get("run_id") or "").encode()
+        self.id = ModelId(info.get("name"), info.get("version"), info.get("run_id"))
 
 
 def canary_share(request_id: str, percent: float) -> bool:
