@@ -110,6 +110,19 @@ class ServiceMetrics:
             registry=r,
             multiprocess_mode="max",
         )
+        self._of_version: dict[tuple, tuple] = {}
+
+    def of_version(self, role: str, version: str | None, status: int) -> tuple:
+        """The scored counter and latency histogram of (role, version, status), looked up once
+        (``labels()`` takes a lock and validates: microseconds on every one-car request)."""
+        key = (role, version, status)
+        children = self._of_version.get(key)
+        if children is None:
+            label = version or ""
+            children = (self.scored.labels(role, label, str(status)),
+                        self.scored_latency.labels(role, label))  # fmt: skip
+            self._of_version[key] = children
+        return children
 
     def exposition(self) -> tuple[bytes, str]:
         """The text format of every metric (summed over workers when there are several)."""

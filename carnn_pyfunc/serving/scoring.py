@@ -26,11 +26,10 @@ from carnn_pyfunc.serving.errors import ApiError, invalid_records
 from carnn_pyfunc.serving.exchange import (
     INLINE_BYTES,
     JSON_HEADERS,
-    Chunks,
     error_headers,
     header_value,
     metric_field,
-    read_weighed,
+    read_request,
     request_id_of,
 )
 from carnn_pyfunc.serving.limits import Slot, Slots, Turn
@@ -84,7 +83,6 @@ class Scoring:
         self.role = "primary"
         self._latency = metrics.latency.labels(PATH)
         self._ok = metrics.requests.labels(PATH, "POST", "200")
-        self._children: dict[tuple, tuple] = {}  # see _by_version
 
     def authorise(self, header: bytes) -> None:
         """A 401 unless ``header`` (the Authorization header) carries the token."""
@@ -166,32 +164,16 @@ class Scoring:
         elapsed = time.perf_counter() - started
         self._latency.observe(elapsed)
         if version is not None:
-            scored, latency = self._by_version(version.role, version.id.version, status)
+            scored, latency = metrics.of_version(version.role, version.id.version, status)
             scored.inc()
             latency.observe(elapsed)
         self.observer.tick()  # the answer is out: the loop's turn to observe
 
-    def _by_version(self, role: str, version: str | None, status: int) -> tuple:
-        """The scored counter and latency histogram of (role, version, status), looked up once
-        (``labels()`` takes a lock and validates: microseconds on every one-car request)."""
-        key = (role, version, status)
-        children = self._children.get(key)
-        if children is None:
-            label, metrics = version or "", self.metrics
-            children = (metrics.scored.labels(role, label, str(status)),
-                        metrics.scored_latency.labels(role, label))  # fmt: skip
-            self._children[key] = children
-        return children
-
     async def read(self, receive, declared: str, large: list[Slot]) -> bytes:
-        """The body, its large-body bytes taken first (:func:`.exchange.read_weighed`)."""
-        limit = self.settings.max_body_bytes
-        if declared.isdigit() and int(declared) <= min(INLINE_BYTES, limit):
-            message = await receive()  # a small body comes in one message, as a rule
-            if message["type"] == "http.request" and not message.get("more_body", False):
-                return message.get("body", b"")  # (no longer than declared: the server's check)
-            return await read_weighed(Chunks(receive, message), declared, limit, self.large, large)
-        return await read_weighed(Chunks(receive), declared, limit, self.large, large)
+        """The body, its large-body bytes taken first (:func:`.exchange.read_request`)."""
+        return await read_request(
+            receive, declared, self.settings.max_body_bytes, self.large, large
+        )
 
     def invocations(
         self, body: bytes, content_type: str | None, model: LoadedModel, parsed: Parsed | None
