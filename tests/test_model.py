@@ -286,3 +286,22 @@ def test_errors_column_through_mlflows_predict_for_values_out_of_range(loaded_mo
     np.testing.assert_allclose(
         answer["mpg"].drop(index=4), loaded_model.predict(records)["mpg"].drop(index=4), rtol=1e-6
     )
+
+
+@pytest.mark.parametrize("rows", [8192, 8192 + 1023, 8192 + 1024, 3 * 8192 + 17])
+def test_block_by_block_scoring_equals_one_pass_over_the_whole_matrix(loaded_model, test_split,
+                                                                      rows):  # fmt: skip
+    """Large batches are encoded and run a block at a time; each row's MPG is the bit it was
+    when the whole input matrix went through the network at once (errors mode too)."""
+    model = loaded_model.unwrap_python_model()
+    cars = test_split.drop(columns=[data.TARGET]).sample(rows, replace=True, random_state=rows)
+    cars = cars.reset_index(drop=True)
+    whole = model.forward(model.contract.transform(cars)).astype(np.float64)
+    np.testing.assert_array_equal(model.answer(cars)["mpg"], whole)
+    broken = cars.copy()
+    broken.loc[::97, "weight"] = -1.0
+    answer = model.answer(broken, {"errors": "column"})
+    valid = np.array([e is None for e in answer["error"]])
+    assert not valid[::97].any()
+    assert valid.sum() == rows - len(range(0, rows, 97))
+    np.testing.assert_array_equal(answer["mpg"][valid], whole[valid])

@@ -125,19 +125,30 @@ class FeatureContract:
             features = fast.transform_few(self, records)  # None: the vectorised path decides
             if features is not None:
                 return features
+        return self.encode(*self.validated(records))
+
+    def validated(self, records) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Raw records validated, as :meth:`encode` takes them: (numbers, maker positions, name
+        flags); ``InvalidRecordError`` naming the field, the first bad row and what was
+        expected. Encoding block by block keeps the input matrix small."""
         numbers, names = read_columns(records)
         check_values(numbers)
         maker, flags = self._encode_names(names, len(numbers))
-        return self.encode(numbers, maker, flags)
+        return numbers, maker, flags
 
     def transform_rows(self, records) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
         """Row by row: (the input matrix of the valid rows, which rows are valid, one error line
         or None per row). One bad row never fails the others; a missing required column raises."""
+        parts, valid, errors = self.validated_rows(records)
+        return self.encode(*parts), valid, errors
+
+    def validated_rows(self, records) -> tuple[tuple, np.ndarray, list[str | None]]:
+        """:meth:`transform_rows` with the valid rows as :meth:`validated` gives them."""
         numbers, names, errors = row_problems(records)
         valid = np.fromiter(map(operator.is_, errors, repeat(None)), bool, len(errors))
         kept = names[valid] if names is not None else None
         maker, flags = self._encode_names(kept, int(valid.sum()))
-        return self.encode(numbers[valid], maker, flags), valid, errors
+        return (numbers[valid], maker, flags), valid, errors
 
     def _encode_names(self, names: Any, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
         try:

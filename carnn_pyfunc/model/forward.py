@@ -107,6 +107,8 @@ def _interpreters(interpreter_class, flatbuffer: bytes, n_features: int, threads
 
     small(np.zeros((1, n_features), dtype=np.float32))  # warm up both
     large(np.zeros((_PARALLEL_ROWS, n_features), dtype=np.float32))
+    # how it splits a batch, for a caller that encodes block by block (CarnnModel)
+    forward.block_rows, forward.parallel_rows = _BLOCK, _PARALLEL_ROWS
     return forward
 
 
