@@ -25,7 +25,9 @@ _LOW, _HIGH, _NULL_ALLOWED, _WHOLE = bounds()
 _N_NUM = len(NUMERIC_FIELDS)
 _HP, _YEAR, _ORIGIN = (NUMBERS.index(f) for f in ("horsepower", "year", "origin"))
 _LOGGED = [NUMBERS.index(f) for f in ("displacement", "horsepower", "weight")]
-_FIELDS = tuple(enumerate(NUMBERS))
+# per field of NUMBERS: (name, low, high, null allowed, whole number expected, is the year)
+_SPECS = tuple(zip(NUMBERS, _LOW, _HIGH, _NULL_ALLOWED, _WHOLE,
+                   [j == _YEAR for j in range(len(NUMBERS))], strict=True))  # fmt: skip
 
 
 def transform_few(contract: FeatureContract, records: list) -> np.ndarray | None:
@@ -55,23 +57,25 @@ def transform_few(contract: FeatureContract, records: list) -> np.ndarray | None
 def _numbers(record: dict, horsepower_median: float) -> list[float] | None:
     """The record's numbers, imputed and normalised, or None if one is not valid."""
     numbers = []
-    for j, name in _FIELDS:
-        value = record.get(name)
-        kind = type(value)
+    get = record.get
+    for name, low, high, null_allowed, whole, year in _SPECS:
+        value = get(name)
         if value is None:
-            if not _NULL_ALLOWED[j]:
+            if not null_allowed:
                 return None
             numbers.append(float("nan"))
             continue
-        if kind is not int and kind is not float:
+        kind = type(value)
+        if kind is float:
+            x = value
+        elif kind is int:
+            try:
+                x = float(value)
+            except OverflowError:
+                return None
+        else:
             return None
-        try:
-            x = float(value)
-        except OverflowError:
-            return None
-        if not _LOW[j] <= x <= _HIGH[j] or (_WHOLE[j] and x != round(x)):
-            return None
-        if j == _YEAR and 99 < x < 1900:
+        if not low <= x <= high or (whole and x != round(x)) or (year and 99 < x < 1900):
             return None
         numbers.append(x)
     if numbers[_HP] != numbers[_HP]:
