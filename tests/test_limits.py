@@ -4,6 +4,7 @@ request's Python records in memory at a time (serving/limits.py)."""
 from __future__ import annotations
 
 import concurrent.futures
+import gc
 import threading
 
 import pytest
@@ -61,6 +62,8 @@ def test_a_turn_never_handed_back_refuses_the_work_and_takes_no_turn():
     turn.within(lambda: None)
     with pytest.raises(TurnNotHandedBack):
         turn.within(lambda: None)
+    turn.end()
+    assert gc.isenabled()  # each turn paused the collector once and resumed it once
 
 
 def test_work_that_outlived_its_request_hands_the_turn_back_only_if_it_held_it():
@@ -76,3 +79,5 @@ def test_work_that_outlived_its_request_hands_the_turn_back_only_if_it_held_it()
     turn.within(lambda: None)
     with pytest.raises(TurnNotHandedBack):  # exactly one permit
         turn.within(lambda: None)
+    turn.end()
+    assert gc.isenabled()

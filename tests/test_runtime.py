@@ -9,32 +9,37 @@ import sys
 import threading
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from carnn_pyfunc.monitoring.log_rows import _number, as_table, input_columns
+from carnn_pyfunc.serving.limits import Turn
 from carnn_pyfunc.serving.metrics import MPG_BUCKETS, observe_all
-from carnn_pyfunc.serving.runtime import SWITCH_INTERVAL_S, favour_event_loop, paused_gc
+from carnn_pyfunc.serving.runtime import SWITCH_INTERVAL_S, favour_event_loop, pause_gc, resume_gc
 
 
-def test_the_collector_is_paused_until_the_last_thread_leaves():
+def test_the_collector_is_paused_until_the_last_pause_is_resumed():
     assert gc.isenabled()
-    inside, leave = threading.Event(), threading.Event()
+    paused, resume = threading.Event(), threading.Event()
 
     def other() -> None:
-        with paused_gc():
-            inside.set()
-            leave.wait(10)
+        pause_gc()
+        paused.set()
+        resume.wait(10)
+        resume_gc()
 
     thread = threading.Thread(target=other)
-    with paused_gc():
-        assert not gc.isenabled()
-        thread.start()
-        assert inside.wait(10)
-    assert not gc.isenabled()  # the other thread is still inside
-    leave.set()
+    pause_gc()
+    assert not gc.isenabled()
+    thread.start()
+    assert paused.wait(10)
+    resume_gc()
+    assert not gc.isenabled()  # the other thread's pause still holds
+    resume.set()
     thread.join(10)
     assert gc.isenabled()
 
@@ -42,11 +47,26 @@ def test_the_collector_is_paused_until_the_last_thread_leaves():
 def test_a_collector_paused_before_stays_paused():
     gc.disable()
     try:
-        with paused_gc():
-            assert not gc.isenabled()
+        pause_gc()
+        assert not gc.isenabled()
+        resume_gc()
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_large_requests_turn_pauses_the_collector_until_it_is_handed_back():
+    turn = Turn(timeout_s=5)
+    assert turn.within(gc.isenabled) is False  # paused while the work runs ...
+    assert not gc.isenabled()  # ... and after, until its records are made compact
+    turn.end()
+    assert gc.isenabled()
+    with pytest.raises(ZeroDivisionError):
+        turn.within(lambda: 1 / 0)  # failed work hands the turn and the pause back at once
+    assert gc.isenabled()
+    assert turn.within(lambda: "again") == "again"
+    turn.end()
+    assert gc.isenabled()
 
 
 def test_the_event_loop_is_favoured_for_the_gil():
@@ -113,3 +133,15 @@ def as_table_of_inputs(columns: dict) -> pa.Table:
             "error": [None] * n, "latency_ms": [1.0] * n, "status": [200] * n,
             "model_version": [None] * n, **columns}  # fmt: skip
     return as_table(full)
+
+
+def test_a_table_of_cells_is_logged_as_numbers_where_they_are_numbers():
+    """CSV and Parquet requests reach the log as a DataFrame (pandas hands out read-only
+    arrays: converting must not write into them)."""
+    frame = pd.DataFrame({"weight": ["3504", "", "x", "inf", "1e400"],
+                          "year": [70.0, np.nan, np.inf, 75.0, 1e308],
+                          "name": ["ford", None, 3, "vw", "a"]})  # fmt: skip
+    table = as_table_of_inputs(input_columns(frame, len(frame)))
+    assert table["weight"].to_pylist() == [3504.0, None, None, None, None]
+    assert table["year"].to_pylist() == [70.0, None, None, 75.0, 1e308]
+    assert table["name"].to_pylist() == ["ford", None, None, "vw", "a"]

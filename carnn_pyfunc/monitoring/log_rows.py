@@ -138,8 +138,8 @@ def _numbers(values: list) -> list:
 
 
 def _finite(values: np.ndarray) -> list:
-    values[~np.isfinite(values)] = np.nan
-    return values.tolist()
+    """The values as a list, NaN where not finite (``values`` may be read-only: not changed)."""
+    return np.where(np.isfinite(values), values, np.nan).tolist()
 
 
 def _number(value: object) -> float | None:

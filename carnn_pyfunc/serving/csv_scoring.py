@@ -25,7 +25,6 @@ from carnn_pyfunc.serving.errors import ApiError, invalid_records
 from carnn_pyfunc.serving.limits import Turn, held_while_working
 from carnn_pyfunc.serving.metrics import ServiceMetrics
 from carnn_pyfunc.serving.protocol import CSV, as_records, media_type, read_csv
-from carnn_pyfunc.serving.runtime import paused_gc
 from carnn_pyfunc.serving.settings import Settings
 
 ROWS_HEADER, FAILED_HEADER = "X-Carnn-Rows", "X-Carnn-Failed"
@@ -45,7 +44,7 @@ class Scorer(Protocol):
 
     async def read(self, receive: Any, declared: str, large: list) -> bytes: ...
 
-    async def work(self, job: Callable[[], Any], inline: bool, turn: bool = False) -> Any: ...
+    async def work(self, job: Callable[[], Any]) -> Any: ...
 
     def score(self, records: Any, params: dict | None) -> dict: ...
 
@@ -61,7 +60,7 @@ async def score(service: Scorer, request: Request) -> Response:
         body = await service.read(request.receive, declared, held)
         started = time.perf_counter()
         job = lambda: service.turn.within(_scored, service, body)  # noqa: E731
-        text, rows, failed, records, answer = await service.work(job, inline=False, turn=True)
+        text, rows, failed, records, answer = await service.work(job)
         request_id = new_request_id()
         latency_ms = (time.perf_counter() - started) * 1000
         entry = Entry(request_id, time.time(), records, answer, latency_ms, service.role)
@@ -80,17 +79,16 @@ async def score(service: Scorer, request: Request) -> Response:
 
 def _scored(service: Scorer, body: bytes) -> tuple:
     """(the scored CSV, rows, the field of each failed row, the records, the model's answer),
-    the cyclic collector paused (see serving.runtime)."""
-    with paused_gc():
-        given = read_csv(body, service.settings.max_rows)  # the cells as written, read once
-        check = as_records(given)
-        try:
-            check_columns(given.columns.tolist())
-        except InvalidRecordError as err:
-            raise invalid_records(err) from None
-        answer = service.score(check, ROW_BY_ROW)
-        text, failed = scored_csv(given, answer)
-        return text, len(given), failed, check, answer
+    within the scoring thread's turn (the cyclic collector paused: see serving.runtime)."""
+    given = read_csv(body, service.settings.max_rows)  # the cells as written, read once
+    check = as_records(given)
+    try:
+        check_columns(given.columns.tolist())
+    except InvalidRecordError as err:
+        raise invalid_records(err) from None
+    answer = service.score(check, ROW_BY_ROW)
+    text, failed = scored_csv(given, answer)
+    return text, len(given), failed, check, answer
 
 
 def scored_csv(given: pd.DataFrame, answer: dict) -> tuple[str, list[str]]:

@@ -13,9 +13,10 @@ from carnn_pyfunc.serving.errors import ApiError
 from carnn_pyfunc.serving.limits import RETRY_AFTER_S, Slot, Slots
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
-# JSON and CSV bodies up to this size (a few hundred cars) are parsed and scored in the event
-# loop: well under a millisecond, less than a hop to a thread and back costs. Larger ones, and
-# every Parquet body (a few hundred bytes of it can hold 100,000 rows), go to a thread.
+# A small body: JSON or CSV up to this size (a few hundred cars) is parsed in the event loop and
+# scored there too unless it holds more than scoring.INLINE_ROWS rows (well under a millisecond,
+# less than a hop to a thread and back costs). Larger ones take large-body bytes and go to the
+# scoring thread, as every Parquet body does (a few hundred bytes of it can hold 100,000 rows).
 INLINE_BYTES = 32 * 1024
 _HEADER_CHARS = 1000  # the ignored columns' names in the header, at most
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]+")

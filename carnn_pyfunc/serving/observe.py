@@ -28,7 +28,7 @@ from carnn_pyfunc.monitoring.prediction_log import (
     rows_of,
 )
 from carnn_pyfunc.serving.metrics import ServiceMetrics, observe_all
-from carnn_pyfunc.serving.runtime import paused_gc, trim_heap
+from carnn_pyfunc.serving.runtime import trim_heap
 
 logger = logging.getLogger(__name__)
 _MAX_QUEUED_ROWS = 200_000  # rows waiting for the observer; more are dropped (and counted)
@@ -162,25 +162,30 @@ class Observer:
     def _drain(self) -> None:
         """The large requests waiting (each made compact, then the turn handed back), then the
         small ones."""
-        while self._large:
+        while self._large:  # (only this thread takes from it)
             large = self._large.popleft()
             entry, done, large = large.entry, large.done, None
+            rows = _rows(entry)
             try:
-                with paused_gc():
-                    self.prepare(entry)
+                self.prepare(entry)  # the collector still paused by the turn (limits.Turn)
             except (TypeError, ValueError, KeyError, IndexError, pa.ArrowException) as err:
                 logger.warning("observer: a large request's answer not logged: %r", err)
-                self.metrics.log_dropped.inc(_rows(entry))
+                self.metrics.log_dropped.inc(rows)
             finally:
-                entry = None  # its records go before the next large request starts
+                entry = None  # its records go before the turn (and the pause) ends
                 done()
                 trim_heap()
         self._drain_small()
 
     def _drain_small(self) -> None:
+        """The small requests waiting (by the event loop and this thread both: each takes what
+        it pops; the queue may be empty at any moment)."""
         entries = []
-        while self._queue:
-            entry = self._queue.popleft()
+        while True:
+            try:
+                entry = self._queue.popleft()
+            except IndexError:
+                break
             with self._lock:
                 self._queued -= _rows(entry)  # counted as they leave the queue
             entries.append(entry)

@@ -3,8 +3,9 @@ middleware per request: each costs microseconds on a one-car request that takes 
 
 Auth, the in-flight limit, the body limit, parsing (:mod:`.protocol`), the model's answer
 (columns, no DataFrame, for the carnn model; any other pyfunc through MLflow) and strict JSON out
-(:mod:`.answers`). Small bodies are worked on in the event loop, large ones in a thread within
-the timeout. /score.csv uses the same pieces through Starlette.
+(:mod:`.answers`). A small body of a few hundred cars is worked on in the event loop; a larger
+one, a Parquet body, or one of many tiny rows on the scoring thread, one at a time (its turn),
+within the timeout. /score.csv uses the same pieces through Starlette, always on the thread.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ from carnn_pyfunc.serving.loaded import LoadedModel
 from carnn_pyfunc.serving.metrics import ServiceMetrics
 from carnn_pyfunc.serving.observe import Observer
 from carnn_pyfunc.serving.protocol import PARQUET, Parsed, media_type, parse
-from carnn_pyfunc.serving.runtime import paused_gc
 from carnn_pyfunc.serving.settings import Settings
 from carnn_pyfunc.serving.traffic import Traffic
 
@@ -46,7 +46,8 @@ logger = logging.getLogger(__name__)
 PATH = "/invocations"
 INLINE_ROWS = 512  # small bodies (exchange.INLINE_BYTES) are inline unless of more rows
 # Bytes of large bodies in flight in a worker (read, waiting, or worked on), in largest bodies;
-# past it a 503 with Retry-After before the body is read. Scoring the largest body (~5 MB) holds
+# past it a 503 with Retry-After before the body is read (a body of undeclared length: once it
+# outgrows a small one, weighed as the largest). Scoring the largest body (~5 MB) holds
 # ~90 MB of Python objects, one at a time on the scoring thread: with what waits, a worker stays
 # inside a 320 MiB container (tests/test_container.py).
 LARGE_BODIES_IN_FLIGHT = 2
@@ -119,7 +120,7 @@ class Scoring:
                 job = lambda: self.turn.within(  # noqa: E731
                     self.invocations, body, content_type, model, parsed
                 )
-                payload, ignored, parsed, columns = await self.work(job, inline, turn=True)
+                payload, ignored, parsed, columns = await self.work(job)
                 turn = True  # this request's records are the ones the next large one waits for
             if ignored:
                 extra = [(IGNORED_HEADER.lower().encode(), header_value(ignored))]
@@ -178,11 +179,10 @@ class Scoring:
     def invocations(
         self, body: bytes, content_type: str | None, model: LoadedModel, parsed: Parsed | None
     ) -> tuple:
-        """:meth:`answered` of a large request, on the scoring thread: ``body`` parsed (unless
-        ``parsed`` already) and scored with the cyclic collector paused (see serving.runtime)."""
-        with paused_gc():
-            parsed = parsed or parsed_request(body, content_type, self.settings.max_rows)
-            return self.answered(parsed, model)
+        """:meth:`answered` of a large request, on the scoring thread within its turn (the
+        cyclic collector paused: see serving.runtime): ``body`` parsed unless ``parsed``."""
+        parsed = parsed or parsed_request(body, content_type, self.settings.max_rows)
+        return self.answered(parsed, model)
 
     def answered(self, parsed: Parsed, model: LoadedModel) -> tuple:
         """(the answer's JSON, ignored columns, the parsed request, the answer's columns)."""
@@ -194,22 +194,19 @@ class Scoring:
         """The answer's columns of ``model`` (the primary's by default): :func:`answer_of`."""
         return answer_of(model or self.traffic.primary.model, records, params)
 
-    async def work(self, job: Callable[[], T], inline: bool, turn: bool = False) -> T:
-        """``job`` (parse and score a body): ``inline`` (a few cars) now, else on the scoring
-        thread bounded by the timeout (then a 504). A job that outlives its request (a 504, a
+    async def work(self, job: Callable[[], T]) -> T:
+        """``job`` (a large body parsed and scored within :meth:`Turn.within`) on the scoring
+        thread, bounded by the timeout (then a 504). A job that outlives its request (a 504, a
         cancelled request) keeps its in-flight slot and its large-body bytes until it ends, and
-        (``turn``: a job of :meth:`Turn.within`) hands the turn back then: the limits count real
-        work."""
-        if inline:
-            return job()
+        hands the turn back then: the limits count real work."""
         future = asyncio.get_running_loop().run_in_executor(self.executor, job)
         try:
             return await asyncio.wait_for(asyncio.shield(future), self.settings.timeout_s)
         except (TimeoutError, asyncio.CancelledError) as err:
             self.slots.detach(future)
             self.large.detach(future)
-            if turn:  # its records are not observed: the turn comes back when it returns
-                future.add_done_callback(self.turn.end_if_done)
+            # its records are not observed: the turn comes back when it returns
+            future.add_done_callback(self.turn.end_if_done)
             if isinstance(err, asyncio.CancelledError):
                 raise
             message = f"the prediction took longer than {self.settings.timeout_s:g} s"
