@@ -86,7 +86,7 @@ def run(model_dir: str, calls: int) -> dict[str, float]:
         "parse the JSON body (msgspec)": lambda: parse(BODY, "application/json", 100_000),
         "validate and encode the record": lambda: python_model.contract.transform(records),
         "the network (LiteRT)": lambda: python_model.forward(features),
-        "the model's answer (all three above but parsing)": lambda: loaded.answer(records, None),
+        "the model's answer (validation, encoding, the network, its checks)": lambda: loaded.answer(records, None),
         "the answer as JSON (msgspec)": lambda: encode_predictions(columns),
         "one histogram observation": lambda: histogram.observe(0.001),
         "one counter increment": lambda: counter.inc(),
