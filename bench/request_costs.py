@@ -86,15 +86,17 @@ def run(model_dir: str, calls: int) -> dict[str, float]:
         "parse the JSON body (msgspec)": lambda: parse(BODY, "application/json", 100_000),
         "validate and encode the record": lambda: python_model.contract.transform(records),
         "the network (LiteRT)": lambda: python_model.forward(features),
-        "the model's answer (validation, encoding, the network, its checks)": lambda: loaded.answer(records, None),
+        "the model's answer (validation, encoding, the network, its checks)": lambda: loaded.answer(
+            records, None
+        ),
         "the answer as JSON (msgspec)": lambda: encode_predictions(columns),
         "one histogram observation": lambda: histogram.observe(0.001),
         "one counter increment": lambda: counter.inc(),
     }
     costs = {name: best_us(fn, calls) for name, fn in pieces.items()}
-    costs["observing it (log row, live signals; per request, in batches of 256)"] = (
-        best_us(lambda: as_table(rows_of(entries, model)), max(calls // 256, 20)) / len(entries)
-    )
+    costs["observing it (log row, live signals; per request, in batches of 256)"] = best_us(
+        lambda: as_table(rows_of(entries, model)), max(calls // 256, 20)
+    ) / len(entries)
     app = create_app(Settings(model_uri=model_dir), loaded)
     costs["the whole app, one request (in memory, no HTTP)"] = app_us(app, calls)
     costs["a do-nothing ASGI app, the same way"] = app_us(nothing, calls)
