@@ -1,72 +1,21 @@
-"""The worker's interpreter around large requests (serving.runtime), and the vectorised pieces
-of the observer that replaced loops per value: each must say exactly what the loop said."""
+"""The worker's interpreter (serving.runtime), and the vectorised pieces of the observer that
+replaced loops per value: each must say exactly what the loop said."""
 
 from __future__ import annotations
 
-import gc
 import math
 import sys
-import threading
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from carnn_pyfunc.monitoring.log_rows import _number, as_table, input_columns
-from carnn_pyfunc.serving.limits import Turn
 from carnn_pyfunc.serving.metrics import MPG_BUCKETS, observe_all
-from carnn_pyfunc.serving.runtime import SWITCH_INTERVAL_S, favour_event_loop, pause_gc, resume_gc
-
-
-def test_the_collector_is_paused_until_the_last_pause_is_resumed():
-    assert gc.isenabled()
-    paused, resume = threading.Event(), threading.Event()
-
-    def other() -> None:
-        pause_gc()
-        paused.set()
-        resume.wait(10)
-        resume_gc()
-
-    thread = threading.Thread(target=other)
-    pause_gc()
-    assert not gc.isenabled()
-    thread.start()
-    assert paused.wait(10)
-    resume_gc()
-    assert not gc.isenabled()  # the other thread's pause still holds
-    resume.set()
-    thread.join(10)
-    assert gc.isenabled()
-
-
-def test_a_collector_paused_before_stays_paused():
-    gc.disable()
-    try:
-        pause_gc()
-        assert not gc.isenabled()
-        resume_gc()
-        assert not gc.isenabled()
-    finally:
-        gc.enable()
-
-
-def test_a_large_requests_turn_pauses_the_collector_until_it_is_handed_back():
-    turn = Turn(timeout_s=5)
-    assert turn.within(gc.isenabled) is False  # paused while the work runs ...
-    assert not gc.isenabled()  # ... and after, until its records are made compact
-    turn.end()
-    assert gc.isenabled()
-    with pytest.raises(ZeroDivisionError):
-        turn.within(lambda: 1 / 0)  # failed work hands the turn and the pause back at once
-    assert gc.isenabled()
-    assert turn.within(lambda: "again") == "again"
-    turn.end()
-    assert gc.isenabled()
+from carnn_pyfunc.serving.runtime import SWITCH_INTERVAL_S, favour_event_loop
 
 
 def test_the_event_loop_is_favoured_for_the_gil():

@@ -79,7 +79,7 @@ async def score(service: Scorer, request: Request) -> Response:
 
 def _scored(service: Scorer, body: bytes) -> tuple:
     """(the scored CSV, rows, the field of each failed row, the records, the model's answer),
-    within the scoring thread's turn (the cyclic collector paused: see serving.runtime)."""
+    within the scoring thread's turn."""
     given = read_csv(body, service.settings.max_rows)  # the cells as written, read once
     check = as_records(given)
     try:

@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 from carnn_pyfunc.serving.errors import ApiError
-from carnn_pyfunc.serving.runtime import pause_gc, resume_gc
 
 logger = logging.getLogger(__name__)
 RETRY_AFTER_S = 1
@@ -84,7 +83,6 @@ class Turn:
         """``work(*args)`` once the turn is ours; ours still after it returns (see :meth:`end`)."""
         if not self._free.acquire(timeout=self.timeout_s):
             raise TurnNotHandedBack(f"no turn in {self.timeout_s:g} s")
-        pause_gc()  # for the whole turn: see serving.runtime
         try:
             return work(*args)
         except BaseException:
@@ -93,7 +91,6 @@ class Turn:
 
     def end(self) -> None:
         """The turn handed back (once per :meth:`within` that returned)."""
-        resume_gc()
         self._free.release()
 
     def end_if_done(self, future) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -133,10 +132,12 @@ class ServiceMetrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
-def observe_all(histogram: Histogram, values: np.ndarray) -> None:
-    """``histogram.observe(v)`` for every value, in one pass per bucket: a 100,000-row answer
-    observed value by value held the GIL for ~100 ms. Uses the histogram's own buckets and sum
-    (tests compare it with ``observe`` one by one)."""
+def observe_all(histogram: Histogram, values) -> None:
+    """``histogram.observe(v)`` for every value of a NumPy array, in one pass per bucket: a
+    100,000-row answer observed value by value held the GIL for ~100 ms. Uses the histogram's
+    own buckets and sum (tests compare it with ``observe`` one by one)."""
+    import numpy as np  # here: `carnn serve`'s supervisor imports this module, not NumPy
+
     if not len(values):
         return
     bounds = np.asarray(histogram._upper_bounds, dtype=np.float64)  # ends with +Inf

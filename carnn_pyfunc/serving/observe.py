@@ -167,12 +167,12 @@ class Observer:
             entry, done, large = large.entry, large.done, None
             rows = _rows(entry)
             try:
-                self.prepare(entry)  # the collector still paused by the turn (limits.Turn)
+                self.prepare(entry)
             except (TypeError, ValueError, KeyError, IndexError, pa.ArrowException) as err:
                 logger.warning("observer: a large request's answer not logged: %r", err)
                 self.metrics.log_dropped.inc(rows)
             finally:
-                entry = None  # its records go before the turn (and the pause) ends
+                entry = None  # its records go before the turn ends
                 done()
                 trim_heap()
         self._drain_small()

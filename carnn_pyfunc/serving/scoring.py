@@ -179,8 +179,8 @@ class Scoring:
     def invocations(
         self, body: bytes, content_type: str | None, model: LoadedModel, parsed: Parsed | None
     ) -> tuple:
-        """:meth:`answered` of a large request, on the scoring thread within its turn (the
-        cyclic collector paused: see serving.runtime): ``body`` parsed unless ``parsed``."""
+        """:meth:`answered` of a large request, on the scoring thread within its turn:
+        ``body`` parsed unless ``parsed``."""
         parsed = parsed or parsed_request(body, content_type, self.settings.max_rows)
         return self.answered(parsed, model)
 
