@@ -103,7 +103,7 @@ class Observer:
         """Observe what is queued now, in the caller's thread (the event loop, after a response
         went out), once :data:`_INLINE_ROWS` rows wait. Under load the loop does this work in
         small batches itself: handed to the observer's thread, the GIL changed hands on every
-        request and one-car throughput fell by a third (bench/http_bench.py)."""
+        request and one-car throughput fell by a quarter (bench/http_bench.py)."""
         if self._queued >= _INLINE_ROWS:
             self._drain_logged(self._drain_small)
 
